@@ -1,0 +1,10 @@
+"""mmkd's registries: children of mmengine's, so ``type='mmkd.X'`` builds
+from any OpenMMLab config that imports mmkd."""
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import Registry
+
+MODELS = Registry(
+    'model', parent=MMENGINE_MODELS, scope='mmkd', locations=['mmkd.models'])
+HOOKS = Registry(
+    'hook', parent=MMENGINE_HOOKS, scope='mmkd', locations=['mmkd.engine'])

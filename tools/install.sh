@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install mmkd and the OpenMMLab stack it runs on, pinned, in this order:
+# mmcv builds its C++/CUDA ops against the torch that is already installed.
+#   bash tools/install.sh          # CPU torch (what CI and the tests use)
+#   TORCH="torch==2.1.2 --index-url https://download.pytorch.org/whl/cu121" \
+#     bash tools/install.sh        # a CUDA build; mmcv then builds CUDA ops
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PIP="python -m pip install --disable-pip-version-check"
+
+$PIP ${TORCH:-torch==2.13.0}
+$PIP mmengine==0.10.7 "setuptools<70" wheel
+# mmcv 2.1.0 has no wheel for recent torch: it builds from source (~5 min on
+# 2 cores; pip caches the wheel). Its setup.py needs pkg_resources.
+python -c "import mmcv.ops" 2>/dev/null || \
+    MMCV_WITH_OPS=1 $PIP --no-build-isolation mmcv==2.1.0
+$PIP mmdet==3.3.0 mmsegmentation==1.2.2 pycocotools==2.0.11 ftfy regex \
+    pytest flake8 isort
+$PIP --no-build-isolation --no-deps -e .
