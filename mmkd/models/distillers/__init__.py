@@ -1,0 +1,3 @@
+from .single_teacher import SingleTeacherDistiller
+
+__all__ = ['SingleTeacherDistiller']

@@ -1,0 +1,41 @@
+import pytest
+import torch
+from torch.testing import assert_close
+
+from mmkd.models import ConvAdapter, FeatureHintLoss
+
+
+def test_hint_loss_hand_computed():
+    s = torch.tensor([[[[1., 2.], [3., 4.]]]])
+    t = torch.tensor([[[[0., 2.], [5., 4.]]]])
+    # squared errors 1, 0, 4, 0 -> mean 1.25
+    assert_close(FeatureHintLoss()(s, t), torch.tensor(1.25))
+    assert_close(FeatureHintLoss(loss_weight=0.5)(s, t), torch.tensor(0.625))
+
+
+def test_hint_loss_sums_levels():
+    s = [torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 2, 2)]
+    t = [torch.full((2, 3, 4, 4), 2.), torch.full((2, 3, 2, 2), 3.)]
+    assert_close(FeatureHintLoss(loss_weight=2.)(s, t), torch.tensor(26.))
+    with pytest.raises(ValueError, match='2 feature levels.*1'):
+        FeatureHintLoss()(s, t[:1])
+
+
+def test_hint_loss_empty_is_zero_not_nan():
+    s = torch.zeros(0, 4, requires_grad=True)
+    loss = FeatureHintLoss()(s, torch.zeros(0, 4))
+    assert loss.item() == 0
+    loss.backward()
+    assert s.grad is not None
+
+
+def test_gradients_reach_student_and_adapter_never_teacher():
+    torch.manual_seed(0)
+    s = torch.randn(2, 4, 3, 3, requires_grad=True)
+    t = torch.randn(2, 8, 3, 3, requires_grad=True)
+    adapter = ConvAdapter([4], [8])
+    loss = FeatureHintLoss()(adapter([s])[0], t)
+    loss.backward()
+    assert s.grad.abs().sum() > 0
+    assert adapter.convs[0].weight.grad.abs().sum() > 0
+    assert t.grad is None
