@@ -1,0 +1,5 @@
+from .exact_resume import ExactResumeHook
+from .loss_weight_schedule import DistillLossWeightHook
+from .student_export import StudentExportHook
+
+__all__ = ['DistillLossWeightHook', 'ExactResumeHook', 'StudentExportHook']
