@@ -1,0 +1,103 @@
+"""Class-weighted soft-label classification distillation (Chen et al.)."""
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmkd.registry import MODELS
+from .utils import Features, as_levels
+
+
+def _flatten_logits(logits: Tensor) -> Tensor:
+    """(N, C+1) stays; (N, C+1, *spatial) becomes (N * prod(spatial), C+1)."""
+    if logits.dim() < 2:
+        raise ValueError(
+            'soft-label KD expects logits of shape (N, C+1) or (N, C+1, H, '
+            f'W), got shape {tuple(logits.shape)}')
+    if logits.dim() == 2:
+        return logits
+    return logits.movedim(1, -1).reshape(-1, logits.shape[1])
+
+
+@MODELS.register_module()
+class WeightedSoftCELoss(nn.Module):
+    """Cross-entropy from the teacher's softened scores, background upweighted.
+
+    ``loss = loss_weight * sum_levels mean_i(-sum_c w_c p_t,c log p_s,c)`` with
+    ``p = softmax(z / T)`` and ``w_c = bg_weight`` for the background class,
+    1 for the others: the soft term ``L_soft`` of `Learning Efficient Object
+    Detection Models with Knowledge Distillation
+    <https://papers.nips.cc/paper/6676>`_ (Chen et al., NeurIPS 2017), whose
+    background weight of 1.5 counters the imbalance of background proposals.
+    The hard-label term ``mu * CE(z_s, y)`` stays the student's own loss; set
+    ``loss_weight = 1 - mu`` to weight the soft term as in the paper.
+
+    The background is the **last** column, mmdet's convention
+    (``num_classes + 1`` logits). Logits are ``(N, C+1)`` (RoI heads), or
+    dense ``(N, C+1, H, W)`` one-stage/RPN outputs, whose class dimension is
+    moved last and every location becomes one sample. A sequence of tensors is
+    one input per level (FPN); the loss is summed over levels. No ``T ** 2``
+    factor is applied (Chen et al. use none); the teacher is detached.
+
+    Args:
+        temperature (float): Softmax temperature ``T`` of both sides.
+            Defaults to 1.0.
+        bg_weight (float): Weight ``w`` of the background (last) class.
+            Defaults to 1.5.
+        loss_weight (float): Weight of the loss. Defaults to 1.0.
+
+    Example:
+        >>> import torch
+        >>> loss = WeightedSoftCELoss(bg_weight=2.0)
+        >>> z_s = torch.zeros(2, 2)  # p_s = (0.5, 0.5) for each sample
+        >>> z_t = torch.tensor([[100., 0.], [0., 100.]])  # fg, then bg
+        >>> # per sample: -1 * log 0.5 and -2 * log 0.5; mean = 1.5 * log 2
+        >>> round(float(loss(z_s, z_t)), 4)
+        1.0397
+        >>> loss(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4)).shape
+        torch.Size([])
+    """
+
+    def __init__(self,
+                 temperature: float = 1.0,
+                 bg_weight: float = 1.5,
+                 loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(
+                f'temperature must be > 0, got temperature={temperature}')
+        self.temperature = temperature
+        self.bg_weight = bg_weight
+        self.loss_weight = loss_weight
+
+    def soft_cross_entropy(self, logits_s: Tensor, logits_t: Tensor) -> Tensor:
+        """Per-sample ``-sum_c w_c p_t,c log p_s,c`` of (N, C+1) logits."""
+        log_p_s = F.log_softmax(logits_s / self.temperature, dim=1)
+        p_t = F.softmax(
+            logits_t.detach().to(logits_s.dtype) / self.temperature, dim=1)
+        weight = log_p_s.new_ones(log_p_s.shape[1])
+        weight[-1] = self.bg_weight
+        return -(weight * p_t * log_p_s).sum(dim=1)
+
+    def forward(self, logits_s: Features, logits_t: Features) -> Tensor:
+        """Compute the loss over one tensor or a sequence of levels."""
+        levels_s, levels_t = as_levels(logits_s, logits_t)
+        if not levels_s:
+            raise ValueError('soft-label KD got an empty sequence of levels')
+        loss = 0.
+        for level, (s, t) in enumerate(zip(levels_s, levels_t)):
+            shape_s, shape_t = tuple(s.shape), tuple(t.shape)
+            s, t = _flatten_logits(s), _flatten_logits(t)
+            if s.shape[1] != t.shape[1]:
+                raise ValueError(
+                    f'level {level}: student logits have {s.shape[1]} classes '
+                    f'but teacher logits have {t.shape[1]} (C+1 each, '
+                    'background last): both heads must predict the same '
+                    'classes')
+            if shape_s != shape_t:
+                raise ValueError(
+                    f'level {level}: student logits {shape_s} and teacher '
+                    f'logits {shape_t} differ in shape')
+            if s.shape[0] == 0:
+                loss = loss + s.sum() * 0.
+                continue
+            loss = loss + self.soft_cross_entropy(s, t).mean()
+        return self.loss_weight * loss
