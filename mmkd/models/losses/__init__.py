@@ -1,0 +1,15 @@
+from .bounded_regression import BoundedRegressionLoss
+from .hint import FeatureHintLoss
+from .holistic import HolisticCritic, HolisticKDLoss, critic_loss
+from .nd import NDLoss
+from .pair_wise import PairWiseKDLoss
+from .pixel_wise import PixelWiseKDLoss
+from .soft_ce import WeightedSoftCELoss
+from .tekap import TeKAP
+
+__all__ = ['FeatureHintLoss']
+__all__ += ['WeightedSoftCELoss', 'BoundedRegressionLoss', 'NDLoss', 'TeKAP']
+__all__ += [
+    'PixelWiseKDLoss', 'PairWiseKDLoss', 'HolisticCritic', 'HolisticKDLoss',
+    'critic_loss'
+]
