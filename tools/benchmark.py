@@ -1,0 +1,221 @@
+"""Overhead of a distillation config: how close to the ideal is its step?
+
+    python tools/benchmark.py CONFIG [--img-size 320] [--batch-size 2]
+
+On the same synthetic batches it times
+
+- ``student``: the student's own training step, alone (a separate copy);
+- ``teacher``: the teacher's no-grad forward, as far as the losses need;
+- ``kd``: the distiller's training step (teacher + student + losses);
+
+interleaved iteration by iteration so that machine noise hits all three
+alike, and prints medians and the overhead ratio
+``kd / (student + teacher)``: 1.00 means distillation costs nothing beyond
+running both networks. Peak memory per phase comes from CUDA's allocator on
+GPUs; on CPUs each phase runs again in a fresh process and its peak resident
+size is read (``--no-memory`` skips that). The teacher's checkpoint is not
+loaded (timing does not depend on its values).
+"""
+import argparse
+import copy
+import multiprocessing as mp
+import resource
+import statistics
+import time
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.optim import OptimWrapper
+from mmengine.registry import MODELS, init_default_scope
+
+import mmkd  # noqa: F401
+from mmkd.models.distillers.builder import build_model
+
+PHASES = ('student', 'teacher', 'kd')
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Distillation overhead')
+    parser.add_argument('config', help='a distillation config')
+    parser.add_argument('--img-size', type=int, default=320)
+    parser.add_argument('--batch-size', type=int, default=2)
+    parser.add_argument(
+        '--iters', type=int, default=10, help='timed iterations per phase')
+    parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument(
+        '--num-gt', type=int, default=4, help='boxes per image (detection)')
+    parser.add_argument(
+        '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--no-memory', action='store_true')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args()
+
+
+def load_config(args) -> Config:
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.model.teacher.checkpoint = None
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    return cfg
+
+
+def synthetic_batch(library: str, num_classes: int, args, seed: int) -> dict:
+    """One batch in the format the dataloader gives the data preprocessor."""
+    gen = torch.Generator().manual_seed(seed)
+    size = args.img_size
+    inputs, samples = [], []
+    for _ in range(args.batch_size):
+        inputs.append(
+            torch.randint(
+                0, 256, (3, size, size), generator=gen, dtype=torch.uint8))
+        meta = dict(
+            img_shape=(size, size),
+            ori_shape=(size, size),
+            scale_factor=(1.0, 1.0),
+            flip=False)
+        if library == 'mmseg':
+            from mmengine.structures import PixelData
+            from mmseg.structures import SegDataSample
+            sample = SegDataSample(metainfo=meta)
+            sample.gt_sem_seg = PixelData(
+                data=torch.randint(
+                    0, num_classes, (1, size, size), generator=gen))
+        else:
+            from mmdet.structures import DetDataSample
+            from mmengine.structures import InstanceData
+            sample = DetDataSample(metainfo=meta)
+            xy = torch.rand(args.num_gt, 2, generator=gen) * size * 0.6
+            wh = (0.1 + torch.rand(args.num_gt, 2, generator=gen) * 0.3) * size
+            sample.gt_instances = InstanceData(
+                bboxes=torch.cat([xy, xy + wh], 1),
+                labels=torch.randint(
+                    0, num_classes, (args.num_gt, ), generator=gen))
+            sample.ignored_instances = InstanceData(
+                bboxes=torch.zeros(0, 4), labels=torch.zeros(0).long())
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def num_classes_of(model) -> int:
+    for name in ('decode_head', 'roi_head.bbox_head', 'bbox_head'):
+        module = model
+        for part in name.split('.'):
+            module = getattr(module, part, None)
+        if module is not None and hasattr(module, 'num_classes'):
+            return module.num_classes
+    return 2
+
+
+def build_phases(cfg: Config, args, phases=PHASES) -> dict:
+    """``{phase: callable(batch)}`` for the requested phases."""
+    torch.manual_seed(0)
+    distiller = MODELS.build(cfg.model).to(args.device)
+    student = build_model(copy.deepcopy(cfg.model.student),
+                          'model.student').to(args.device)
+    student.load_state_dict(distiller.student.state_dict())
+    distiller.train()
+    student.train()
+
+    def optim(model):
+        return OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-4))
+
+    optim_s, optim_kd = optim(student), optim(distiller)
+
+    def teacher(batch):
+        data = distiller.data_preprocessor(batch, True)
+        distiller._teacher_records(data['inputs'], data['data_samples'])
+
+    steps = dict(
+        student=lambda batch: student.train_step(batch, optim_s),
+        teacher=teacher,
+        kd=lambda batch: distiller.train_step(batch, optim_kd))
+    return {p: steps[p] for p in phases}, distiller
+
+
+def sync(device: str) -> None:
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def time_phases(cfg: Config, args) -> dict:
+    steps, distiller = build_phases(cfg, args)
+    library = type(distiller.student).__module__.split('.')[0]
+    batches = [
+        synthetic_batch(library, num_classes_of(distiller.student), args, i)
+        for i in range(args.iters + args.warmup)
+    ]
+    times = {p: [] for p in PHASES}
+    peaks = {}
+    for i, batch in enumerate(batches):
+        for phase in PHASES:
+            if args.device.startswith('cuda'):
+                torch.cuda.reset_peak_memory_stats()
+            sync(args.device)
+            start = time.perf_counter()
+            steps[phase](batch)
+            sync(args.device)
+            if i >= args.warmup:
+                times[phase].append(time.perf_counter() - start)
+            if args.device.startswith('cuda'):
+                peaks[phase] = max(
+                    peaks.get(phase, 0),
+                    torch.cuda.max_memory_allocated() / 2**20)
+    return times, peaks
+
+
+def _memory_child(config: str, args, phase: str, queue) -> None:
+    cfg = load_config(args)
+    steps, distiller = build_phases(cfg, args, [phase])
+    library = type(distiller.student).__module__.split('.')[0]
+    batches = [
+        synthetic_batch(library, num_classes_of(distiller.student), args, i)
+        for i in range(3)
+    ]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for batch in batches:
+        steps[phase](batch)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    queue.put((after / 1024, (after - before) / 1024))
+
+
+def cpu_peaks(args) -> dict:
+    """Peak RSS (MiB) of each phase, each run in its own fresh process."""
+    ctx = mp.get_context('spawn')
+    peaks = {}
+    for phase in PHASES:
+        queue = ctx.Queue()
+        proc = ctx.Process(
+            target=_memory_child, args=(args.config, args, phase, queue))
+        proc.start()
+        peaks[phase] = queue.get()
+        proc.join()
+    return peaks
+
+
+def main():
+    args = parse_args()
+    cfg = load_config(args)
+    times, peaks = time_phases(cfg, args)
+    med = {p: statistics.median(t) for p, t in times.items()}
+    if not args.device.startswith('cuda') and not args.no_memory:
+        peaks = cpu_peaks(args)
+    print(f'config: {args.config}  device: {args.device}  batch: '
+          f'{args.batch_size}x3x{args.img_size}x{args.img_size}  iters: '
+          f'{args.iters}')
+    for phase in PHASES:
+        spread = (min(times[phase]), max(times[phase]))
+        line = (f'{phase:>8}: median {med[phase] * 1000:8.1f} ms '
+                f'(min {spread[0] * 1000:.1f}, max {spread[1] * 1000:.1f})')
+        if phase in peaks:
+            peak = peaks[phase]
+            line += (f'  peak {peak[0]:.0f} MiB RSS (+{peak[1]:.0f} in steps)'
+                     if isinstance(peak, tuple) else
+                     f'  peak {peak:.0f} MiB allocated')
+        print(line)
+    ratio = med['kd'] / (med['student'] + med['teacher'])
+    print(f'overhead ratio kd / (student + teacher) = {ratio:.3f}')
+
+
+if __name__ == '__main__':
+    main()
