@@ -1,3 +1,4 @@
+from .pairing import BasePairing
 from .single_teacher import SingleTeacherDistiller
 
-__all__ = ['SingleTeacherDistiller']
+__all__ = ['BasePairing', 'SingleTeacherDistiller']

@@ -1,26 +1,17 @@
 """One distiller for mmdet detectors and mmseg segmentors."""
-from typing import Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Union
 
 import torch
-from mmengine.config import ConfigDict
 from mmengine.model import BaseModel
-from mmengine.registry import DefaultScope
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from ..adapters import ConvAdapter
 from ..adapters.conv_adapter import resize_like
 from .builder import build_model, build_teacher, input_converter
-from .taps import TapRecorder, TapsComplete, levels_of, resolve_modules
-
-ADAPTER_MODES = ('auto', True, False)
-
-
-class LossSpec(NamedTuple):
-    """Where one distillation loss takes its inputs from."""
-    student: str
-    teacher: str
-    adapter: Union[str, bool]
+from .pairing import BasePairing
+from .specs import CONSTANT, build_loss, parse_losses, tap_names
+from .taps import TapRecorder, TapsComplete, levels_of
 
 
 def probe_data_samples(model: nn.Module, size: int) -> list:
@@ -72,8 +63,13 @@ class SingleTeacherDistiller(BaseModel):
             and whether every checkpoint key must fit.
         losses (dict): ``{name: loss_cfg}``. Each ``loss_cfg`` is a loss
             config plus ``student`` and ``teacher`` (dotted module names to
-            tap, e.g. ``'neck'``) and optionally ``adapter`` ('auto', True or
-            False; defaults to 'auto').
+            tap, e.g. ``'neck'``, or paired records ``'<pairing>.<key>'``),
+            optionally ``adapter`` ('auto', True or False; defaults to
+            'auto') and ``inputs`` (``{argument: record}`` for further
+            arguments: plain pairing records or ``'const.<name>'``).
+        pairings (dict, optional): ``{name: pairing_cfg}``, see
+            :class:`BasePairing` (e.g. the teacher's RoI head on the
+            student's proposals). Defaults to None.
         probe_size (int): Side of the square image of the build-time probe.
             Defaults to 128.
         data_preprocessor (dict, optional): The student's data
@@ -108,6 +104,7 @@ class SingleTeacherDistiller(BaseModel):
                  student: Union[dict, str],
                  teacher: dict,
                  losses: Dict[str, dict],
+                 pairings: Optional[Dict[str, dict]] = None,
                  probe_size: int = 128,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -121,65 +118,49 @@ class SingleTeacherDistiller(BaseModel):
         # A tuple keeps the teacher out of parameters(), state_dict() and DDP.
         self._teacher = (teacher_model, )
         self._to_teacher_inputs = input_converter(self.student, teacher_model)
-        self.loss_specs, self.distill_losses = self._build_losses(losses)
+        self.pairings = self._build_pairings(pairings or {})
+        record_keys = {
+            n: (p.paired, p.plain)
+            for n, p in self.pairings.items()
+        }
+        self.loss_specs, self.distill_losses = parse_losses(
+            losses, self.student, teacher_model, record_keys)
         self.student_taps = TapRecorder(
-            self.student, [s.student for s in self.loss_specs.values()],
-            'model.losses')
+            self.student, sorted(tap_names(self.loss_specs, 'student',
+                                           record_keys)), 'model.losses')
         self.teacher_taps = TapRecorder(
-            teacher_model, [s.teacher for s in self.loss_specs.values()],
-            'model.losses')
+            teacher_model,
+            sorted(tap_names(self.loss_specs, 'teacher', record_keys)
+                   | {t for p in self.pairings.values()
+                      for t in p.teacher_taps}), 'model.losses')
         self.adapters = self._build_adapters(probe_size)
         # Per-loss factors set by DistillLossWeightHook; 0 skips the loss.
         self.loss_multipliers = {name: 1.0 for name in self.loss_specs}
+        # Values set by hooks (e.g. ND's teacher centroids), 'const.<name>'.
+        self.constants: Dict[str, Tensor] = {}
 
     @property
     def teacher(self) -> nn.Module:
         """The frozen teacher (not a submodule: see the class docstring)."""
         return self._teacher[0]
 
-    def _build_losses(
-            self,
-            losses: Dict[str,
-                         dict]) -> Tuple[Dict[str, LossSpec], nn.ModuleDict]:
-        if not isinstance(losses, (dict, ConfigDict)) or not losses:
-            raise ValueError('model.losses must be a non-empty dict of '
-                             f'{{name: loss config}}, got {losses!r}')
-        specs, modules = {}, nn.ModuleDict()
-        for name, cfg in losses.items():
-            key = f'model.losses.{name}'
-            if not name.isidentifier():
-                raise ValueError(f'{key}: loss names must be identifiers')
-            cfg = dict(cfg)
-            for side in ('student', 'teacher'):
-                if not isinstance(cfg.get(side), str):
-                    raise KeyError(
-                        f'{key}.{side} must name the {side} module to tap, '
-                        f"e.g. 'neck' or 'backbone.layer3'; got "
-                        f'{cfg.get(side)!r}')
-            adapter = cfg.pop('adapter', 'auto')
-            if adapter not in ADAPTER_MODES:
-                raise ValueError(f'{key}.adapter is {adapter!r}; valid values '
-                                 f'are {ADAPTER_MODES}')
-            spec = LossSpec(cfg.pop('student'), cfg.pop('teacher'), adapter)
-            resolve_modules(self.student, [spec.student], f'{key}.student')
-            resolve_modules(self.teacher, [spec.teacher], f'{key}.teacher')
-            specs[name], modules[name] = spec, self._build_loss(cfg, key)
-        return specs, modules
-
-    @staticmethod
-    def _build_loss(cfg: dict, key: str) -> nn.Module:
-        with DefaultScope.overwrite_default_scope('mmkd'):
-            try:
-                return MODELS.build(cfg)
-            except KeyError as err:
-                if 'is not in the' not in str(err):
-                    raise
-                known = sorted(
-                    n for n in MODELS.module_dict if n.endswith('Loss'))
-                raise KeyError(
-                    f"{key}.type: {cfg.get('type')!r} is not a registered "
-                    f'loss; mmkd has {known}, and mmdet/mmseg losses work '
-                    "with their scope ('mmdet.KDQualityFocalLoss')") from err
+    def _build_pairings(self, cfgs: Dict[str, dict]) -> nn.ModuleDict:
+        pairings = nn.ModuleDict()
+        top = {n.split('.')[0] for n, _ in self.student.named_modules() if n}
+        for name, cfg in cfgs.items():
+            key = f'model.pairings.{name}'
+            if not name.isidentifier() or name in top or name == 'const':
+                raise ValueError(
+                    f'{key}: pairing names must be identifiers other than '
+                    "'const' and the student's top-level modules "
+                    f'{sorted(top)}')
+            pairing = build_loss(dict(cfg), key, kind='pairing')
+            if not isinstance(pairing, BasePairing):
+                raise TypeError(f'{key}.type: {type(pairing).__name__} is not '
+                                'a pairing (mmkd.models.BasePairing)')
+            pairing.setup(self.student, self.teacher, key)
+            pairings[name] = pairing
+        return pairings
 
     def _probe(self, model: nn.Module, taps: TapRecorder,
                size: int) -> Dict[str, List[Tensor]]:
@@ -197,25 +178,36 @@ class SingleTeacherDistiller(BaseModel):
     def _build_adapters(self, probe_size: int) -> nn.ModuleDict:
         shapes_s = self._probe(self.student, self.student_taps, probe_size)
         shapes_t = self._probe(self.teacher, self.teacher_taps, probe_size)
-        adapters = nn.ModuleDict()
+        channels = {}
         for name, spec in self.loss_specs.items():
+            head = spec.student.split('.')[0]
+            if head in self.pairings:
+                pairing = self.pairings[head]
+                found = pairing.channels(self.student, self.teacher).get(
+                    spec.student[len(head) + 1:])
+                if found is not None:
+                    channels[name] = found
+                continue
             levels_s, levels_t = shapes_s[spec.student], shapes_t[spec.teacher]
             if len(levels_s) != len(levels_t):
                 raise ValueError(
                     f'model.losses.{name}: student tap {spec.student!r} gives '
                     f'{len(levels_s)} levels, teacher tap {spec.teacher!r} '
                     f'gives {len(levels_t)}; tap outputs with as many levels')
-            ch_s = [f.shape[1] for f in levels_s]
-            ch_t = [f.shape[1] for f in levels_t]
+            channels[name] = ([f.shape[1] for f in levels_s],
+                              [f.shape[1] for f in levels_t])
+        adapters = nn.ModuleDict()
+        for name, (ch_s, ch_t) in channels.items():
+            spec = self.loss_specs[name]
             if spec.adapter is True or (spec.adapter == 'auto'
                                         and ch_s != ch_t):
                 adapters[name] = ConvAdapter(ch_s, ch_t)
             elif ch_s != ch_t:
                 raise ValueError(
                     f'model.losses.{name}.adapter is False but the student '
-                    f'tap {spec.student!r} has {ch_s} channels and the '
-                    f'teacher tap {spec.teacher!r} has {ch_t}; set adapter to '
-                    "'auto' or True, or tap modules with equal channels")
+                    f'source {spec.student!r} has {ch_s} channels and the '
+                    f'teacher source {spec.teacher!r} has {ch_t}; set adapter '
+                    "to 'auto' or True, or tap modules with equal channels")
         return adapters
 
     def _apply(self, fn, *args, **kwargs):
@@ -252,31 +244,67 @@ class SingleTeacherDistiller(BaseModel):
     def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
         """The student's own losses plus ``distill.<name>`` for each loss."""
         active = [n for n, w in self.loss_multipliers.items() if w > 0]
-        records_t = (
-            self._teacher_records(inputs, data_samples) if active else {})
-        with self.student_taps.recording():
-            losses = self.student.loss(inputs, data_samples)
-            records_s = self.student_taps.collect()
-        for name, spec in self.loss_specs.items():
-            if name not in active:
-                # Zero that still touches the adapter, so DDP finds its grads.
-                losses[f'distill.{name}'] = sum(
-                    (p.sum() * 0 for p in self.adapters[name].parameters()),
-                    inputs.new_zeros(())) if name in self.adapters else \
-                    inputs.new_zeros(())
-                continue
-            feats_s = levels_of(records_s[spec.student])
-            feats_t = levels_of(records_t[spec.teacher])
-            if name in self.adapters:
-                feats_s = self.adapters[name](feats_s)
-            feats_s = resize_like(feats_s, feats_t)
-            one = len(feats_s) == 1
-            value = self.distill_losses[name](feats_s[0] if one else feats_s,
-                                              feats_t[0] if one else feats_t)
-            multiplier = self.loss_multipliers[name]
+        records_t = (self._teacher_records(inputs, data_samples)
+                     if active else {})
+        for pairing in self.pairings.values():
+            pairing.reset()
+            pairing.active = True
+        try:
+            with self.student_taps.recording():
+                losses = self.student.loss(inputs, data_samples)
+                records_s = self.student_taps.collect()
+        finally:
+            for pairing in self.pairings.values():
+                pairing.active = False
+        paired = {}
+        if active:
+            for head, pairing in self.pairings.items():
+                for key, value in pairing.records(records_t, inputs,
+                                                  data_samples).items():
+                    paired[f'{head}.{key}'] = value
+        for name in self.loss_specs:
             losses[f'distill.{name}'] = (
-                value if multiplier == 1.0 else value * multiplier)
+                self._distill_loss(name, records_s, records_t, paired)
+                if name in active else self._skipped_loss(name, inputs))
         return losses
+
+    def _source(self, name: str, side: int, taps: dict, paired: dict) -> Any:
+        return paired[name][side] if name in paired else taps[name]
+
+    def _distill_loss(self, name: str, records_s: dict, records_t: dict,
+                      paired: dict) -> Tensor:
+        spec = self.loss_specs[name]
+        feats_s = levels_of(self._source(spec.student, 0, records_s, paired))
+        feats_t = levels_of(self._source(spec.teacher, 1, records_t, paired))
+        if name in self.adapters:
+            feats_s = self.adapters[name](feats_s)
+        feats_s = resize_like(feats_s, feats_t)
+        kwargs = {}
+        for arg, source in spec.inputs.items():
+            if source.startswith(CONSTANT):
+                if source[len(CONSTANT):] not in self.constants:
+                    raise KeyError(
+                        f'model.losses.{name}.inputs.{arg}: {source!r} is not '
+                        f'set; constants are set by hooks before training '
+                        f'(set now: {sorted(self.constants)}): add the hook '
+                        'that computes it to custom_hooks')
+                kwargs[arg] = self.constants[source[len(CONSTANT):]]
+            else:
+                kwargs[arg] = paired[source]
+        one = len(feats_s) == 1
+        value = self.distill_losses[name](feats_s[0] if one else feats_s,
+                                          feats_t[0] if one else feats_t,
+                                          **kwargs)
+        multiplier = self.loss_multipliers[name]
+        return value if multiplier == 1.0 else value * multiplier
+
+    def _skipped_loss(self, name: str, inputs: Tensor) -> Tensor:
+        # Zero that still touches the adapter, so DDP finds its gradients.
+        zero = inputs.new_zeros(())
+        if name not in self.adapters:
+            return zero
+        return sum((p.sum() * 0 for p in self.adapters[name].parameters()),
+                   zero)
 
     def parse_losses(self, losses: Dict[str, Tensor]):
         """mmengine's parsing, with every ``distill.*`` term back-propagated.

@@ -1,0 +1,115 @@
+"""Parse the ``losses`` entries of a distiller config into loss specs."""
+from typing import Dict, NamedTuple, Set, Tuple, Union
+
+from mmengine.config import ConfigDict
+from mmengine.registry import DefaultScope
+from torch import nn
+
+from mmkd.registry import MODELS
+from .taps import resolve_modules
+
+ADAPTER_MODES = ('auto', True, False)
+CONSTANT = 'const.'
+
+
+class LossSpec(NamedTuple):
+    """Where one distillation loss takes its inputs from.
+
+    ``student`` and ``teacher`` name a tapped module of each model or a
+    paired record ``'<pairing>.<key>'``; they are the loss's first two
+    arguments. ``inputs`` maps further keyword arguments to plain pairing
+    records or to constants ``'const.<name>'`` (e.g. ND's centroids).
+    """
+    student: str
+    teacher: str
+    adapter: Union[str, bool]
+    inputs: Dict[str, str]
+
+
+def build_loss(cfg: dict, key: str, kind: str = 'loss') -> nn.Module:
+    """Build a loss (or pairing) in mmkd's scope; an unknown type lists
+    what exists."""
+    with DefaultScope.overwrite_default_scope('mmkd'):
+        try:
+            return MODELS.build(cfg)
+        except KeyError as err:
+            if 'is not in the' not in str(err):
+                raise
+            suffix = 'Loss' if kind == 'loss' else 'Pairing'
+            known = sorted(n for n in MODELS.module_dict
+                           if n.endswith(suffix) or n == 'TeKAP')
+            raise KeyError(
+                f"{key}.type: {cfg.get('type')!r} is not a registered {kind}; "
+                f'mmkd has {known}, and mmdet/mmseg losses work with their '
+                "scope ('mmdet.KnowledgeDistillationKLDivLoss')") from err
+
+
+def parse_losses(losses: Dict[str, dict], student: nn.Module,
+                 teacher: nn.Module, pairings: Dict[str, Tuple[str, ...]]
+                 ) -> Tuple[Dict[str, LossSpec], nn.ModuleDict]:
+    """Check every loss entry and build its loss module.
+
+    Args:
+        losses (dict): ``model.losses`` of the config.
+        student (nn.Module): The student, to check its tap names.
+        teacher (nn.Module): The teacher, to check its tap names.
+        pairings (dict): ``{pairing name: (paired keys, plain keys)}``.
+    """
+    if not isinstance(losses, (dict, ConfigDict)) or not losses:
+        raise ValueError('model.losses must be a non-empty dict of '
+                         f'{{name: loss config}}, got {losses!r}')
+    specs, modules = {}, nn.ModuleDict()
+    for name, cfg in losses.items():
+        key = f'model.losses.{name}'
+        if not name.isidentifier():
+            raise ValueError(f'{key}: loss names must be identifiers')
+        cfg = dict(cfg)
+        adapter = cfg.pop('adapter', 'auto')
+        if adapter not in ADAPTER_MODES:
+            raise ValueError(f'{key}.adapter is {adapter!r}; valid values '
+                             f'are {ADAPTER_MODES}')
+        sides = {}
+        for side, model in (('student', student), ('teacher', teacher)):
+            source = cfg.pop(side, None)
+            if not isinstance(source, str):
+                raise KeyError(
+                    f'{key}.{side} must name the {side} module to tap (e.g. '
+                    "'neck' or 'backbone.layer3') or a paired record "
+                    f"('<pairing>.<key>'); got {source!r}")
+            _check_source(source, model, pairings, f'{key}.{side}',
+                          paired=True)
+            sides[side] = source
+        inputs = dict(cfg.pop('inputs', None) or {})
+        for arg, source in inputs.items():
+            if not (isinstance(source, str) and source.startswith(CONSTANT)):
+                _check_source(source, None, pairings, f'{key}.inputs.{arg}',
+                              paired=False)
+        specs[name] = LossSpec(sides['student'], sides['teacher'], adapter,
+                               inputs)
+        modules[name] = build_loss(cfg, key)
+    return specs, modules
+
+
+def _check_source(source, model, pairings, key: str, paired: bool) -> None:
+    head = source.split('.')[0] if isinstance(source, str) else None
+    if head in pairings:
+        keys = pairings[head][0 if paired else 1]
+        record = source[len(head) + 1:]
+        if record not in keys:
+            kind = 'paired' if paired else 'plain'
+            raise KeyError(f'{key}: pairing {head!r} has no {kind} record '
+                           f'{record!r}; its {kind} records are {keys}')
+    elif model is not None:
+        resolve_modules(model, [source], key)
+    else:
+        raise KeyError(
+            f'{key}: {source!r} is neither a pairing record '
+            f"('<pairing>.<key>', pairings: {sorted(pairings)}) nor a "
+            "constant ('const.<name>')")
+
+
+def tap_names(specs: Dict[str, LossSpec], side: str,
+              pairings: Dict[str, Tuple]) -> Set[str]:
+    """The module names of ``side`` that the losses tap directly."""
+    names = (getattr(s, side) for s in specs.values())
+    return {n for n in names if n.split('.')[0] not in pairings}
