@@ -20,6 +20,8 @@ class DumpRankWeights(Hook):
         assert is_model_wrapper(model), 'not wrapped in DDP'
         params = {k: p.detach().clone()
                   for k, p in model.module.named_parameters()}
+        for name, value in model.module.constants.items():
+            params[f'const.{name}'] = value.cpu()
         torch.save(params, f'{runner.work_dir}/rank{runner.rank}.pth')
 
     def before_train(self, runner):

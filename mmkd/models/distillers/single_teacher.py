@@ -244,8 +244,25 @@ class SingleTeacherDistiller(BaseModel):
     def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
         """The student's own losses plus ``distill.<name>`` for each loss."""
         active = [n for n, w in self.loss_multipliers.items() if w > 0]
+        losses, records_s, records_t, paired = self.collect(
+            inputs, data_samples, with_teacher=bool(active))
+        for name in self.loss_specs:
+            losses[f'distill.{name}'] = (
+                self._distill_loss(name, records_s, records_t, paired)
+                if name in active else self._skipped_loss(name, inputs))
+        return losses
+
+    def collect(self, inputs: Tensor, data_samples: list,
+                with_teacher: bool = True) -> tuple:
+        """Run the teacher as far as needed and the student's ``loss()``.
+
+        Returns:
+            tuple: The student's losses, the student's and the teacher's tap
+            records (by module name) and the pairings' records (by
+            ``'<pairing>.<key>'``; none without the teacher).
+        """
         records_t = (self._teacher_records(inputs, data_samples)
-                     if active else {})
+                     if with_teacher else {})
         for pairing in self.pairings.values():
             pairing.reset()
             pairing.active = True
@@ -257,16 +274,12 @@ class SingleTeacherDistiller(BaseModel):
             for pairing in self.pairings.values():
                 pairing.active = False
         paired = {}
-        if active:
+        if with_teacher:
             for head, pairing in self.pairings.items():
                 for key, value in pairing.records(records_t, inputs,
                                                   data_samples).items():
                     paired[f'{head}.{key}'] = value
-        for name in self.loss_specs:
-            losses[f'distill.{name}'] = (
-                self._distill_loss(name, records_s, records_t, paired)
-                if name in active else self._skipped_loss(name, inputs))
-        return losses
+        return losses, records_s, records_t, paired
 
     def _source(self, name: str, side: int, taps: dict, paired: dict) -> Any:
         return paired[name][side] if name in paired else taps[name]
@@ -287,7 +300,8 @@ class SingleTeacherDistiller(BaseModel):
                         f'model.losses.{name}.inputs.{arg}: {source!r} is not '
                         f'set; constants are set by hooks before training '
                         f'(set now: {sorted(self.constants)}): add the hook '
-                        'that computes it to custom_hooks')
+                        'that computes it to custom_hooks (for ND centroids: '
+                        "dict(type='mmkd.TeacherCentroidHook'))")
                 kwargs[arg] = self.constants[source[len(CONSTANT):]]
             else:
                 kwargs[arg] = paired[source]

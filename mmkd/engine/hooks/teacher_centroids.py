@@ -1,0 +1,128 @@
+"""Class-mean teacher embeddings for the ND loss."""
+import os.path as osp
+import warnings
+from typing import Optional
+
+import torch
+from mmengine.dist import all_reduce, is_main_process
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+
+from mmkd.registry import HOOKS
+
+
+@HOOKS.register_module()
+class TeacherCentroidHook(Hook):
+    """Compute the teacher's class centroids before training, for ND.
+
+    The ND loss of `Improving Knowledge Distillation via Regularizing
+    Feature Norm and Direction <https://arxiv.org/abs/2305.17007>`_ (Wang et
+    al., 2023) pulls student embeddings towards the direction of the
+    teacher's class-mean embedding. Before training this hook runs the
+    distiller (no gradients, student in eval mode so its BN statistics stay
+    put) over ``num_iters`` training batches, averages the teacher's
+    embeddings per label (background included), all-reduces the sums under
+    DDP and sets ``model.constants[name]``, which losses read as
+    ``'const.<name>'``. The result is saved as ``<work_dir>/<name>.pth``
+    and reused from there (a resumed run does not recompute it), or loaded
+    from ``file`` when given.
+
+    Args:
+        source (str): Paired record of the embeddings; the teacher side is
+            used. Defaults to 'roi.emb'.
+        labels (str): Plain record of their labels. Defaults to
+            'roi.labels'.
+        num_classes (int, optional): Number of centroids, background
+            included. Defaults to None: the student's RoI head's classes + 1.
+        name (str): Name of the constant and of the saved file. Defaults to
+            'roi_centers'.
+        num_iters (int): Training batches to average over. Defaults to 100.
+        file (str, optional): Load the centroids from this file instead of
+            computing them. Defaults to None.
+
+    Example:
+        >>> hook = TeacherCentroidHook(num_iters=10)
+        >>> hook.name, hook.num_iters
+        ('roi_centers', 10)
+    """
+
+    priority = 'HIGH'
+
+    def __init__(self,
+                 source: str = 'roi.emb',
+                 labels: str = 'roi.labels',
+                 num_classes: Optional[int] = None,
+                 name: str = 'roi_centers',
+                 num_iters: int = 100,
+                 file: Optional[str] = None) -> None:
+        if num_iters < 1:
+            raise ValueError(f'TeacherCentroidHook.num_iters={num_iters} '
+                             'must be >= 1')
+        if file is not None and not osp.isfile(file):
+            raise FileNotFoundError(
+                f'TeacherCentroidHook.file: no file at {file!r}; leave it '
+                'None to compute the centroids before training')
+        self.source, self.labels = source, labels
+        self.num_classes = num_classes
+        self.name, self.num_iters, self.file = name, num_iters, file
+
+    def before_train(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        if not hasattr(model, 'constants'):
+            raise TypeError('TeacherCentroidHook needs an mmkd distiller as '
+                            f'model, got {type(model).__name__}')
+        num_classes = self.num_classes or self._infer_classes(model)
+        path = self.file or osp.join(runner.work_dir, f'{self.name}.pth')
+        if osp.isfile(path):
+            centers = torch.load(path, map_location='cpu')
+            runner.logger.info(f'ND centroids loaded from {path}')
+        else:
+            centers = self._compute(runner, model, num_classes)
+            if is_main_process():
+                torch.save(centers, path)
+            runner.logger.info(f'ND centroids computed over {self.num_iters}'
+                               f' batches, saved to {path}')
+        if centers.dim() != 2 or centers.shape[0] != num_classes:
+            raise ValueError(
+                f'TeacherCentroidHook: centroids of shape '
+                f'{tuple(centers.shape)} from {path!r}; expected '
+                f'({num_classes}, D): one per class, background included')
+        model.constants[self.name] = centers.to(
+            next(model.parameters()).device)
+
+    @staticmethod
+    def _infer_classes(model) -> int:
+        head = getattr(
+            getattr(model.student, 'roi_head', None), 'bbox_head', None)
+        if head is None:
+            raise ValueError('TeacherCentroidHook.num_classes: cannot infer '
+                             'it from the student; set it (classes + 1)')
+        return head.num_classes + 1
+
+    @torch.no_grad()
+    def _compute(self, runner, model, num_classes: int) -> torch.Tensor:
+        sums = counts = None
+        was_training = model.student.training
+        model.student.eval()
+        try:
+            for _, batch in zip(
+                    range(self.num_iters), runner.train_dataloader):
+                data = model.data_preprocessor(batch, True)
+                paired = model.collect(data['inputs'], data['data_samples'])[3]
+                emb = paired[self.source][1].float()
+                labels = paired[self.labels].long()
+                if sums is None:
+                    sums = emb.new_zeros(num_classes, emb.shape[1])
+                    counts = emb.new_zeros(num_classes)
+                sums.index_add_(0, labels, emb)
+                counts += torch.bincount(labels, minlength=num_classes)
+        finally:
+            model.student.train(was_training)
+        all_reduce(sums)
+        all_reduce(counts)
+        empty = (counts == 0).nonzero().flatten().tolist()
+        if empty:
+            warnings.warn(f'TeacherCentroidHook: classes {empty} had no '
+                          'sample; their centroids are zero (raise num_iters)')
+        return (sums / counts.clamp(min=1)[:, None]).cpu()

@@ -1,0 +1,132 @@
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
+from mmengine.runner import Runner
+
+from conftest import distill_config
+
+ROI_LOSSES = dict(
+    kd=dict(
+        type='mmkd.WeightedSoftCELoss',
+        student='roi.cls',
+        teacher='roi.cls',
+        loss_weight=0.5),
+    reg=dict(
+        type='mmkd.BoundedRegressionLoss',
+        student='roi.reg',
+        teacher='roi.reg',
+        loss_weight=0.5,
+        inputs=dict(target='roi.reg_targets', weight='roi.reg_weights')),
+    nd=dict(
+        type='mmkd.NDLoss',
+        student='roi.emb',
+        teacher='roi.emb',
+        inputs=dict(labels='roi.labels', centers='const.roi_centers')))
+
+
+def roi_config(det_files, losses=ROI_LOSSES):
+    cfg = distill_config(det_files)
+    cfg.model.pairings = dict(roi=dict(type='mmkd.RoIPairing'))
+    cfg.model.losses = losses
+    return cfg
+
+
+def build(cfg):
+    init_default_scope(cfg.default_scope)
+    torch.manual_seed(0)
+    return MODELS.build(cfg.model)
+
+
+@pytest.fixture(scope='module')
+def roi(det_files):
+    cfg = roi_config(det_files)
+    model = build(cfg)
+    loader = Runner.build_dataloader(cfg.train_dataloader)
+    data = model.data_preprocessor(next(iter(loader)), True)
+    model.constants['roi_centers'] = torch.randn(4, 32)
+    return model, data
+
+
+def test_teacher_head_runs_on_the_students_rois(roi):
+    model, data = roi
+    model.train()
+    _, _, _, paired = model.collect(data['inputs'], data['data_samples'])
+    rois, labels = paired['roi.rois'], paired['roi.labels']
+    assert rois.shape[1] == 5 and len(rois) == len(labels)
+    # by hand: the teacher's FPN, its RoI extractor at those RoIs, its head
+    teacher = model.teacher
+    with torch.no_grad():
+        feats = teacher.extract_feat(data['inputs'])
+        bbox_feats = teacher.roi_head.bbox_roi_extractor(feats[:4], rois)
+        seen = []
+        handle = teacher.roi_head.bbox_head.fc_cls.register_forward_pre_hook(
+            lambda m, args: seen.append(args[0]))
+        cls_t, deltas_t = teacher.roi_head.bbox_head(bbox_feats)
+        handle.remove()
+    torch.testing.assert_close(paired['roi.cls'][1], cls_t)
+    torch.testing.assert_close(paired['roi.emb'][1], seen[0])
+    pos = labels < 3
+    assert pos.any() and (~pos).any()
+    per_class = deltas_t.view(len(rois), -1, 4)
+    torch.testing.assert_close(paired['roi.reg'][1][pos],
+                               per_class[pos.nonzero()[:, 0], labels[pos]])
+    assert (paired['roi.reg'][1][~pos] == 0).all()
+    assert (paired['roi.reg_weights'] == pos.float()).all()
+    # the student side is the student's own head output on the same RoIs
+    assert paired['roi.cls'][0].shape == cls_t.shape
+    assert paired['roi.cls'][0].requires_grad and not cls_t.requires_grad
+
+
+def test_roi_losses_train_the_student_only(roi):
+    model, data = roi
+    model.train()
+    model.zero_grad()
+    losses = model.loss(data['inputs'], data['data_samples'])
+    for key in ('distill.kd', 'distill.reg', 'distill.nd'):
+        assert torch.isfinite(losses[key]) and losses[key] > 0, key
+    (losses['distill.kd'] + losses['distill.nd']).backward()
+    head = model.student.roi_head.bbox_head
+    assert head.fc_cls.weight.grad.abs().sum() > 0
+    assert head.shared_fcs[0].weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.teacher.parameters())
+
+
+def test_nd_without_centroids_says_how_to_get_them(det_files):
+    model = build(roi_config(det_files))
+    loader = Runner.build_dataloader(roi_config(det_files).train_dataloader)
+    data = model.data_preprocessor(next(iter(loader)), True)
+    with pytest.raises(
+            KeyError,
+            match=r"model.losses.nd.inputs.centers: "
+            r"'const.roi_centers' is not set.*TeacherCentroidHook"):
+        model.loss(data['inputs'], data['data_samples'])
+
+
+def test_class_count_mismatch_fails_at_build(det_files, tmp_path):
+    teacher = Config.fromfile(det_files['teacher'])
+    teacher.model.roi_head.bbox_head.num_classes = 5
+    cfg = roi_config(det_files)
+    cfg.model.teacher = dict(config=teacher.model, checkpoint=None)
+    with pytest.raises(
+            ValueError,
+            match=r'model.pairings.roi: the student '
+            r'has 3 classes and the teacher 5'):
+        build(cfg)
+
+
+def test_bad_pairing_entries_fail_at_build(det_files):
+    cfg = roi_config(det_files)
+    cfg.model.pairings.roi.type = 'mmkd.RoIPairng'
+    with pytest.raises(
+            KeyError,
+            match=r"model.pairings.roi.type: "
+            r"'mmkd.RoIPairng' is not a registered pairing"):
+        build(cfg)
+    cfg = roi_config(det_files)
+    cfg.model.losses = dict(kd=dict(ROI_LOSSES['kd'], student='roi.logits'))
+    with pytest.raises(
+            KeyError,
+            match=r"model.losses.kd.student: pairing "
+            r"'roi' has no paired record 'logits'"):
+        build(cfg)
