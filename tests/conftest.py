@@ -284,3 +284,29 @@ def run_script(*args, cwd=REPO, env=None, timeout=600):
         timeout=timeout)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
     return proc
+
+
+ROI_LOSSES = dict(
+    kd=dict(
+        type='mmkd.WeightedSoftCELoss',
+        student='roi.cls',
+        teacher='roi.cls',
+        loss_weight=0.5),
+    reg=dict(
+        type='mmkd.BoundedRegressionLoss',
+        student='roi.reg',
+        teacher='roi.reg',
+        loss_weight=0.5,
+        inputs=dict(target='roi.reg_targets', weight='roi.reg_weights')),
+    nd=dict(
+        type='mmkd.NDLoss',
+        student='roi.emb',
+        teacher='roi.emb',
+        inputs=dict(labels='roi.labels', centers='const.roi_centers')))
+
+
+def roi_config(det_files, losses=ROI_LOSSES):
+    cfg = distill_config(det_files)
+    cfg.model.pairings = dict(roi=dict(type='mmkd.RoIPairing'))
+    cfg.model.losses = losses
+    return cfg

@@ -29,7 +29,9 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import MODELS, init_default_scope
 
 import mmkd  # noqa: F401
+from mmkd.engine.hooks.teacher_centroids import class_means
 from mmkd.models.distillers.builder import build_model
+from mmkd.registry import HOOKS
 
 PHASES = ('student', 'teacher', 'kd')
 
@@ -121,6 +123,7 @@ def build_phases(cfg: Config, args, phases=PHASES) -> dict:
         return OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-4))
 
     optim_s, optim_kd = optim(student), optim(distiller)
+    fill_constants(cfg, distiller, args)
 
     def teacher(batch):
         data = distiller.data_preprocessor(batch, True)
@@ -131,6 +134,24 @@ def build_phases(cfg: Config, args, phases=PHASES) -> dict:
         teacher=teacher,
         kd=lambda batch: distiller.train_step(batch, optim_kd))
     return {p: steps[p] for p in phases}, distiller
+
+
+def fill_constants(cfg: Config, distiller, args) -> None:
+    """Compute what the config's TeacherCentroidHook would, on 2 batches."""
+    library = type(distiller.student).__module__.split('.')[0]
+    for hook in cfg.get('custom_hooks', []):
+        if hook.get('type') not in ('mmkd.TeacherCentroidHook',
+                                    'TeacherCentroidHook'):
+            continue
+        hook = HOOKS.build(dict(hook, num_iters=2))
+        num_classes = hook.num_classes or hook._infer_classes(distiller)
+        batches = [
+            synthetic_batch(library, num_classes - 1, args, 1000 + i)
+            for i in range(2)
+        ]
+        distiller.constants[hook.name] = class_means(
+            distiller, batches, hook.source, hook.labels,
+            num_classes).to(args.device)
 
 
 def sync(device: str) -> None:

@@ -100,29 +100,45 @@ class TeacherCentroidHook(Hook):
                              'it from the student; set it (classes + 1)')
         return head.num_classes + 1
 
-    @torch.no_grad()
     def _compute(self, runner, model, num_classes: int) -> torch.Tensor:
-        sums = counts = None
-        was_training = model.student.training
-        model.student.eval()
-        try:
-            for _, batch in zip(
-                    range(self.num_iters), runner.train_dataloader):
-                data = model.data_preprocessor(batch, True)
-                paired = model.collect(data['inputs'], data['data_samples'])[3]
-                emb = paired[self.source][1].float()
-                labels = paired[self.labels].long()
-                if sums is None:
-                    sums = emb.new_zeros(num_classes, emb.shape[1])
-                    counts = emb.new_zeros(num_classes)
-                sums.index_add_(0, labels, emb)
-                counts += torch.bincount(labels, minlength=num_classes)
-        finally:
-            model.student.train(was_training)
-        all_reduce(sums)
-        all_reduce(counts)
-        empty = (counts == 0).nonzero().flatten().tolist()
-        if empty:
-            warnings.warn(f'TeacherCentroidHook: classes {empty} had no '
-                          'sample; their centroids are zero (raise num_iters)')
-        return (sums / counts.clamp(min=1)[:, None]).cpu()
+        batches = (batch for _, batch in zip(range(self.num_iters),
+                                             runner.train_dataloader))
+        return class_means(model, batches, self.source, self.labels,
+                           num_classes)
+
+
+@torch.no_grad()
+def class_means(model, batches, source: str, labels: str,
+                num_classes: int) -> torch.Tensor:
+    """Per-label mean of the teacher side of ``source`` over ``batches``.
+
+    Args:
+        model (SingleTeacherDistiller): The distiller (not wrapped).
+        batches (Iterable[dict]): Batches as the dataloader yields them.
+        source (str): Paired record, e.g. 'roi.emb'.
+        labels (str): Plain record of labels, e.g. 'roi.labels'.
+        num_classes (int): Number of centroids, background included.
+    """
+    sums = counts = None
+    was_training = model.student.training
+    model.student.eval()
+    try:
+        for batch in batches:
+            data = model.data_preprocessor(batch, True)
+            paired = model.collect(data['inputs'], data['data_samples'])[3]
+            emb = paired[source][1].float()
+            label = paired[labels].long()
+            if sums is None:
+                sums = emb.new_zeros(num_classes, emb.shape[1])
+                counts = emb.new_zeros(num_classes)
+            sums.index_add_(0, label, emb)
+            counts += torch.bincount(label, minlength=num_classes)
+    finally:
+        model.student.train(was_training)
+    all_reduce(sums)
+    all_reduce(counts)
+    empty = (counts == 0).nonzero().flatten().tolist()
+    if empty:
+        warnings.warn(f'TeacherCentroidHook: classes {empty} had no sample; '
+                      'their centroids are zero (raise num_iters)')
+    return (sums / counts.clamp(min=1)[:, None]).cpu()

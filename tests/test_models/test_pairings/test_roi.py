@@ -4,32 +4,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 
-from conftest import distill_config
-
-ROI_LOSSES = dict(
-    kd=dict(
-        type='mmkd.WeightedSoftCELoss',
-        student='roi.cls',
-        teacher='roi.cls',
-        loss_weight=0.5),
-    reg=dict(
-        type='mmkd.BoundedRegressionLoss',
-        student='roi.reg',
-        teacher='roi.reg',
-        loss_weight=0.5,
-        inputs=dict(target='roi.reg_targets', weight='roi.reg_weights')),
-    nd=dict(
-        type='mmkd.NDLoss',
-        student='roi.emb',
-        teacher='roi.emb',
-        inputs=dict(labels='roi.labels', centers='const.roi_centers')))
-
-
-def roi_config(det_files, losses=ROI_LOSSES):
-    cfg = distill_config(det_files)
-    cfg.model.pairings = dict(roi=dict(type='mmkd.RoIPairing'))
-    cfg.model.losses = losses
-    return cfg
+from conftest import ROI_LOSSES, roi_config
 
 
 def build(cfg):
