@@ -105,3 +105,40 @@ def test_bad_pairing_entries_fail_at_build(det_files):
             match=r"model.losses.kd.student: pairing "
             r"'roi' has no paired record 'logits'"):
         build(cfg)
+
+
+def test_teacher_rpn_on_the_students_sampled_anchors(det_files):
+    cfg = roi_config(
+        det_files,
+        losses=dict(
+            rpn_kd=dict(
+                type='mmkd.WeightedSoftCELoss',
+                student='rpn.cls',
+                teacher='rpn.cls'),
+            rpn_reg=dict(
+                type='mmkd.BoundedRegressionLoss',
+                student='rpn.reg',
+                teacher='rpn.reg',
+                inputs=dict(
+                    target='rpn.reg_targets', weight='rpn.reg_weights'))))
+    cfg.model.pairings = dict(rpn=dict(type='mmkd.RPNPairing'))
+    model = build(cfg)
+    loader = Runner.build_dataloader(cfg.train_dataloader)
+    data = model.data_preprocessor(next(iter(loader)), True)
+    losses, _, _, paired = model.collect(data['inputs'], data['data_samples'])
+    labels = paired['rpn.labels']
+    # the student's sampler keeps 256 anchors per image, some positive
+    assert len(labels) == 2 * 256 and (labels == 0).any()
+    with torch.no_grad():
+        scores, deltas = model.teacher.rpn_head(
+            model.teacher.extract_feat(data['inputs']))
+    flat = torch.cat([s.permute(0, 2, 3, 1).reshape(-1) for s in scores])
+    cls_t = paired['rpn.cls'][1]
+    assert (cls_t[:, 1] == 0).all()
+    # every teacher logit comes from the teacher's own map, in anchor order
+    assert torch.isin(cls_t[:, 0], flat).all()
+    model.zero_grad()
+    losses = model.loss(data['inputs'], data['data_samples'])
+    (losses['distill.rpn_kd'] + losses['distill.rpn_reg']).backward()
+    assert model.student.rpn_head.rpn_cls.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.teacher.parameters())
