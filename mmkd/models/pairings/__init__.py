@@ -1,4 +1,4 @@
-from .gfl import GFLPairing
 from .roi import RoIPairing
+from .rpn import RPNPairing
 
-__all__ = ['RoIPairing', 'GFLPairing']
+__all__ = ['RoIPairing', 'RPNPairing']
