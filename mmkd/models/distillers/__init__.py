@@ -1,4 +1,5 @@
+from .adversarial import StructuredDistiller
 from .pairing import BasePairing
 from .single_teacher import SingleTeacherDistiller
 
-__all__ = ['BasePairing', 'SingleTeacherDistiller']
+__all__ = ['BasePairing', 'SingleTeacherDistiller', 'StructuredDistiller']

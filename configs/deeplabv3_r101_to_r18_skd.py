@@ -1,0 +1,25 @@
+# Structured KD (pixel-wise, pair-wise, holistic; Liu et al., CVPR 2019):
+# DeepLabV3 R101-D8 teacher -> R18-D8 student, Cityscapes 512x1024, 80k iters.
+_base_ = [
+    'mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py',
+    './_base_/distill_runtime.py', './_base_/skd.py'
+]
+teacher_ckpt = 'https://download.openmmlab.com/mmsegmentation/v0.5/deeplabv3/deeplabv3_r101-d8_512x1024_80k_cityscapes/deeplabv3_r101-d8_512x1024_80k_cityscapes_20200606_113503-9e428899.pth'  # noqa
+model = dict(
+    _delete_=True,
+    type='mmkd.StructuredDistiller',
+    student={{_base_.model}},
+    teacher=dict(
+        config='mmseg::deeplabv3/'
+        'deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py',
+        checkpoint=teacher_ckpt),
+    losses={{_base_.skd_losses}},
+    critic={{_base_.skd_critic}},
+    critic_steps=1,
+    gp_weight=10.0)
+# the student's own optimizer, and Adam at 4e-4 for the critic
+optim_wrapper = dict(
+    _delete_=True,
+    constructor='mmkd.DistillerOptimWrapperConstructor',
+    student={{_base_.optim_wrapper}},
+    critic={{_base_.critic_optim_wrapper}})

@@ -1,0 +1,351 @@
+"""Structured knowledge distillation for segmentation: pixel-wise, pair-wise
+and holistic terms, the critic trained by its own optimizer."""
+import inspect
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapper, OptimWrapperDict
+from mmengine.registry import DefaultScope
+from torch import Tensor, nn
+
+from mmkd.registry import MODELS
+from ..adapters.conv_adapter import resize_like
+from ..losses import HolisticKDLoss, PairWiseKDLoss, TeKAP, critic_loss
+from .single_teacher import SingleTeacherDistiller
+from .taps import levels_of
+
+
+def bare(module: nn.Module) -> nn.Module:
+    """The module inside a DDP wrapper, or the module itself."""
+    return module.module if is_model_wrapper(module) else module
+
+
+def takes_gt(loss: nn.Module) -> bool:
+    """Whether a loss (or the loss a :class:`TeKAP` wraps) takes ``gt``."""
+    while isinstance(loss, TeKAP):
+        loss = loss.loss
+    return 'gt' in inspect.signature(loss.forward).parameters
+
+
+def channel_free(loss: nn.Module) -> bool:
+    """Whether a loss compares maps of any widths (affinities)."""
+    while isinstance(loss, TeKAP):
+        loss = loss.loss
+    return isinstance(loss, PairWiseKDLoss)
+
+
+class AdapterDict(nn.ModuleDict):
+    """Adapters by loss name, applied in one call (one DDP forward)."""
+
+    def forward(self, feats: Dict[str, List[Tensor]]) -> Dict[str, list]:
+        """Adapt the levels of every name that has an adapter."""
+        return {n: self[n](f) if n in self else f for n, f in feats.items()}
+
+
+@MODELS.register_module()
+class StructuredDistiller(SingleTeacherDistiller):
+    """Distil an mmseg segmentor with pixel-wise, pair-wise and holistic
+    (adversarial) terms; a WGAN-GP critic is trained beside the student.
+
+    `Structured Knowledge Distillation for Semantic Segmentation
+    <https://arxiv.org/abs/1903.04197>`_ (Liu et al., CVPR 2019; TPAMI 2020
+    as "Structured Knowledge Distillation for Dense Prediction"; official
+    code irfanICMLL/structure_knowledge_distillation). ``losses`` work as in
+    :class:`SingleTeacherDistiller`, with segmentation-specific inputs:
+
+    - a loss whose ``forward`` takes ``gt`` (:class:`PixelWiseKDLoss`, also
+      inside :class:`TeKAP`) gets the batch's label map, whose
+      ``ignore_index`` pixels (the data preprocessor pads with them too)
+      are left out;
+    - the :class:`HolisticKDLoss` entry gets the softmax of its student
+      tap's logits and the critic (and the image, when the critic has
+      ``in_image_channels``); the teacher tap's softmax is the critic's
+      "real" sample;
+    - for every other loss and the critic, student and teacher maps are
+      zeroed at ignored pixels (mask resized by nearest neighbour), so
+      those positions contribute nothing.
+
+    Student maps are resized (bilinear) to the teacher's size. Class maps
+    (losses taking ``gt``, the holistic entry) must have as many channels
+    on both sides: a class-count mismatch fails at build time.
+
+    ``train_step`` alternates: one student step (student and adapters,
+    optimizer ``student``) on the task and distillation losses, then
+    ``critic_steps`` critic steps (optimizer ``critic``) with
+    :func:`critic_loss` on the same batch's detached maps. The config's
+    ``optim_wrapper`` must build both (see
+    :class:`~mmkd.engine.DistillerOptimWrapperConstructor`); under DDP use
+    ``model_wrapper_cfg=dict(type='MMSeparateDistributedDataParallel')``.
+
+    Args:
+        student (dict | str): The student segmentor's config.
+        teacher (dict): ``dict(config=..., checkpoint=..., strict=True)``.
+        losses (dict): ``{name: loss_cfg}`` with ``student``/``teacher``
+            taps, as in :class:`SingleTeacherDistiller`.
+        critic (dict, optional): Config of the critic, e.g.
+            ``dict(type='mmkd.HolisticCritic', num_classes=19)``; needed
+            exactly when ``losses`` has a :class:`HolisticKDLoss`.
+            Defaults to None.
+        critic_steps (int): Critic updates per student update. Defaults
+            to 1.
+        gp_weight (float): Weight ``lambda_gp`` of the gradient penalty.
+            Defaults to 10.0.
+        probe_size (int): Side of the build-time probe image. Defaults
+            to 128.
+        data_preprocessor (dict, optional): The student's data preprocessor
+            if its model dict has none. Defaults to None.
+        init_cfg (dict, optional): Initialisation config. Defaults to None.
+
+    Example:
+        >>> seg = dict(type='mmseg.EncoderDecoder',
+        ...     data_preprocessor=dict(type='mmseg.SegDataPreProcessor'),
+        ...     backbone=dict(type='mmseg.MobileNetV2', widen_factor=0.25,
+        ...                   out_indices=(4, 6)),
+        ...     decode_head=dict(type='mmseg.FCNHead', in_channels=80,
+        ...                      channels=8, num_classes=3, num_convs=1,
+        ...                      concat_input=False))
+        >>> logits = 'decode_head.conv_seg'
+        >>> distiller = StructuredDistiller(
+        ...     student=seg, teacher=dict(config=seg, checkpoint=None),
+        ...     losses=dict(
+        ...         pixel=dict(type='PixelWiseKDLoss', loss_weight=10.,
+        ...                    student=logits, teacher=logits),
+        ...         holistic=dict(type='HolisticKDLoss', student=logits,
+        ...                       teacher=logits)),
+        ...     critic=dict(type='HolisticCritic', num_classes=3,
+        ...                 base_channels=8))
+        >>> distiller.separately_optimized
+        ('critic',)
+    """
+
+    def __init__(self,
+                 student: Union[dict, str],
+                 teacher: dict,
+                 losses: Dict[str, dict],
+                 critic: Optional[dict] = None,
+                 critic_steps: int = 1,
+                 gp_weight: float = 10.0,
+                 probe_size: int = 128,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        # adapter=False is kept for channel-free losses (pair-wise), which
+        # the base class would refuse: build as 'auto', drop them after.
+        losses = {n: dict(cfg) for n, cfg in (losses or {}).items()}
+        no_adapter = {
+            n
+            for n, c in losses.items() if c.get('adapter') is False
+        }
+        for name in no_adapter:
+            losses[name]['adapter'] = 'auto'
+        self.__dict__['_no_adapter'] = no_adapter
+        super().__init__(
+            student=student,
+            teacher=teacher,
+            losses=losses,
+            probe_size=probe_size,
+            data_preprocessor=data_preprocessor,
+            init_cfg=init_cfg)
+        for name, spec in self.loss_specs.items():
+            if getattr(spec, 'inputs', None):
+                raise ValueError(
+                    f'model.losses.{name}.inputs: StructuredDistiller passes '
+                    'no further inputs but the label map (as gt)')
+        if type(critic_steps) is not int or critic_steps < 1:
+            raise ValueError('model.critic_steps must be an int >= 1, got '
+                             f'{critic_steps!r}')
+        if not gp_weight >= 0:
+            raise ValueError(
+                f'model.gp_weight must be >= 0, got {gp_weight!r}')
+        self.critic_steps, self.gp_weight = critic_steps, gp_weight
+        decode_head = getattr(self.student, 'decode_head', None)
+        self.ignore_index = getattr(decode_head, 'ignore_index', 255)
+        self.critic = self._build_critic(critic)
+        self._critic_batch = None
+
+    @property
+    def separately_optimized(self) -> tuple:
+        """Children trained by their own optimizer (``optim_wrapper.X``)."""
+        return ('critic', ) if self.critic is not None else ()
+
+    def _build_critic(self, cfg: Optional[dict]) -> Optional[nn.Module]:
+        holistic = [
+            n for n, loss in self.distill_losses.items()
+            if isinstance(loss, HolisticKDLoss)
+        ]
+        if cfg is None:
+            if holistic:
+                raise KeyError(
+                    f'model.losses.{holistic[0]} is a HolisticKDLoss, which '
+                    "needs model.critic=dict(type='mmkd.HolisticCritic', "
+                    'num_classes=...); model.critic is None')
+            return None
+        if len(holistic) != 1:
+            raise ValueError(
+                'model.critic is set, so model.losses needs exactly one '
+                f'HolisticKDLoss entry to train against it; found {holistic}')
+        with DefaultScope.overwrite_default_scope('mmkd'):
+            critic = MODELS.build(cfg)
+        tap = self.loss_specs[holistic[0]].student
+        channels = self.__dict__['_probe_shapes']['student'][tap][0][1]
+        classes = getattr(critic, 'num_classes', channels)
+        if classes != channels:
+            raise ValueError(
+                f'model.critic.num_classes is {classes} but the tap of '
+                f'model.losses.{holistic[0]} gives {channels} classes; '
+                f'set num_classes={channels}')
+        return critic
+
+    def _probe(self, model: nn.Module, taps, size: int) -> dict:
+        """The base probe, remembering every tap's shapes for checks."""
+        records = super()._probe(model, taps, size)
+        shapes = {n: [f.shape for f in lv] for n, lv in records.items()}
+        side = 'student' if model is self.student else 'teacher'
+        self.__dict__.setdefault('_probe_shapes', {})[side] = shapes
+        return records
+
+    def _build_adapters(self, probe_size: int) -> AdapterDict:
+        adapters = AdapterDict(super()._build_adapters(probe_size))
+        shapes = self.__dict__['_probe_shapes']
+        for name, spec in self.loss_specs.items():
+            key = f'model.losses.{name}'
+            if name in self.__dict__['_no_adapter'] and name in adapters:
+                if not channel_free(self.distill_losses[name]):
+                    raise ValueError(
+                        f'{key}.adapter is False but the student tap '
+                        f'{spec.student!r} and the teacher tap '
+                        f'{spec.teacher!r} differ in channels; set adapter '
+                        "to 'auto' or True, or tap modules with equal "
+                        'channels (only PairWiseKDLoss compares maps of '
+                        'different widths)')
+                del adapters[name]
+            levels_s = shapes['student'][spec.student]
+            levels_t = shapes['teacher'][spec.teacher]
+            class_maps = takes_gt(self.distill_losses[name]) or isinstance(
+                self.distill_losses[name], HolisticKDLoss)
+            for s, t in zip(levels_s, levels_t):
+                if s[2:] != t[2:] and (len(s) != 4 or len(t) != 4):
+                    raise ValueError(
+                        f'{key}: student tap {spec.student!r} gives '
+                        f'{tuple(s)} and teacher tap {spec.teacher!r} gives '
+                        f'{tuple(t)}; only (N, C, H, W) maps can be resized '
+                        'to one size: tap spatial maps on both sides')
+                if class_maps and s[1] != t[1]:
+                    raise ValueError(
+                        f'{key}: student tap {spec.student!r} gives {s[1]} '
+                        f'classes and teacher tap {spec.teacher!r} gives '
+                        f'{t[1]}; {type(self.distill_losses[name]).__name__}'
+                        ' compares class maps: student and teacher need the '
+                        'same classes (decode_head.num_classes)')
+        return adapters
+
+    def _valid_mask(self, data_samples: Sequence) -> Optional[Tensor]:
+        """``(N, 1, H, W)`` labels of the padded batch, or None."""
+        if not data_samples or not all('gt_sem_seg' in ds
+                                       for ds in data_samples):
+            return None
+        return torch.stack([ds.gt_sem_seg.data for ds in data_samples])
+
+    def _masked(self, feat: Tensor, gt: Optional[Tensor]) -> Tensor:
+        """``feat`` zeroed where ``gt`` is ``ignore_index``."""
+        if gt is None or feat.dim() != 4:
+            return feat
+        valid = (gt != self.ignore_index).to(feat.dtype)
+        return feat * F.interpolate(valid, size=feat.shape[-2:])
+
+    def _term(self, name: str, feats_s: List[Tensor], feats_t: List[Tensor],
+              gt: Optional[Tensor], inputs: Tensor) -> Tensor:
+        """One distillation loss on resized student and teacher levels."""
+        loss = self.distill_losses[name]
+        if isinstance(loss, HolisticKDLoss):
+            critic = bare(self.critic)
+            probs_s = self._masked(feats_s[0].softmax(dim=1), gt)
+            probs_t = self._masked(feats_t[0].softmax(dim=1), gt)
+            images = inputs if getattr(critic, 'in_image_channels',
+                                       0) else None
+            self._critic_batch = (probs_s.detach(), probs_t, images)
+            return loss(probs_s, critic, images)
+        kwargs = {}
+        if takes_gt(loss):
+            kwargs = {} if gt is None else dict(gt=gt)
+        else:
+            feats_s = [self._masked(f, gt) for f in feats_s]
+            feats_t = [self._masked(f, gt) for f in feats_t]
+        one = len(feats_s) == 1
+        return loss(feats_s[0] if one else feats_s,
+                    feats_t[0] if one else feats_t, **kwargs)
+
+    def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
+        """The student's losses plus ``distill.<name>`` for each loss."""
+        active = [n for n, w in self.loss_multipliers.items() if w > 0]
+        records_t = (
+            self._teacher_records(inputs, data_samples) if active else {})
+        with self.student_taps.recording():
+            # through the (DDP) wrapper's forward, so gradients are synced
+            losses = self.student(inputs, data_samples, mode='loss')
+            records_s = self.student_taps.collect()
+        adapted = self.adapters({
+            name: levels_of(records_s[spec.student])
+            for name, spec in self.loss_specs.items()
+        })
+        gt = self._valid_mask(data_samples)
+        self._critic_batch = None
+        for name, spec in self.loss_specs.items():
+            if name not in active:
+                # a zero that still reaches the adapter, for DDP
+                losses[f'distill.{name}'] = sum(f.sum() * 0
+                                                for f in adapted[name])
+                continue
+            feats_t = levels_of(records_t[spec.teacher])
+            feats_s = resize_like(adapted[name], feats_t)
+            value = self._term(name, feats_s, feats_t, gt, inputs)
+            multiplier = self.loss_multipliers[name]
+            losses[f'distill.{name}'] = (
+                value if multiplier == 1.0 else value * multiplier)
+        return losses
+
+    def train_step(self, data: Union[dict, tuple, list],
+                   optim_wrapper: OptimWrapper) -> Dict[str, Tensor]:
+        """A student step, then ``critic_steps`` critic steps."""
+        if self.critic is None:
+            if isinstance(optim_wrapper, OptimWrapperDict):
+                optim_wrapper = optim_wrapper['student']
+            return super().train_step(data, optim_wrapper)
+        if not isinstance(optim_wrapper, OptimWrapperDict) or not {
+                'student', 'critic'
+        } <= set(optim_wrapper.keys()):
+            raise TypeError(
+                'model.critic needs its own optimizer: set optim_wrapper='
+                "dict(constructor='mmkd.DistillerOptimWrapperConstructor', "
+                "student=dict(...), critic=dict(optimizer=dict(type='Adam', "
+                f'lr=4e-4))); got {type(optim_wrapper).__name__}')
+        student = optim_wrapper['student']
+        with student.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            losses = self._run_forward(data, mode='loss')
+        parsed, log_vars = self.parse_losses(losses)
+        student.update_params(parsed)
+        log_vars.update(self.train_critic(optim_wrapper['critic']))
+        return log_vars
+
+    def train_critic(self, optim_wrapper: OptimWrapper) -> Dict[str, Tensor]:
+        """Update the critic on the maps of the last :meth:`loss` call."""
+        if self._critic_batch is None:  # the holistic term is switched off
+            return {}
+        probs_s, probs_t, images = self._critic_batch
+        self._critic_batch = None
+        for _ in range(self.critic_steps):
+            with optim_wrapper.optim_context(self.critic):
+                loss = critic_loss(self.critic, probs_s, probs_t, images,
+                                   self.gp_weight)
+            optim_wrapper.update_params(loss)
+        return {'critic.loss': loss.detach()}
+
+    def predict(self, inputs: Tensor, data_samples: list) -> list:
+        """The student's predictions."""
+        return bare(self.student).predict(inputs, data_samples)
+
+    def _forward(self, inputs: Tensor, data_samples: Optional[list] = None):
+        """The student's raw outputs."""
+        return bare(self.student)._forward(inputs, data_samples)

@@ -1,0 +1,77 @@
+"""Tiny PSPNet structured-KD setups (128x128 images: the critic needs
+16x16 logits), shared by the distiller and end-to-end tests."""
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+
+from conftest import SEG_CONFIG, save_teacher, write_config, write_seg
+
+LOGITS, FEATS = 'decode_head.conv_seg', 'decode_head.bottleneck'
+
+
+@pytest.fixture(scope='session')
+def skd_files(tmp_path_factory):
+    """128x128 mmseg data, PSPNet student/teacher configs, teacher weights."""
+    root = str(tmp_path_factory.mktemp('skd'))
+    write_seg(
+        osp.join(root, 'data'), splits=(('train', 4), ('val', 2)), size=128)
+    template = SEG_CONFIG.replace('crop_size = (64, 64)',
+                                  'crop_size = (128, 128)')
+    files = dict(root=root)
+    for name, base in (('student', 8), ('teacher', 16)):
+        files[name] = write_config(
+            osp.join(root, f'{name}.py'),
+            template,
+            osp.join(root, 'data'),
+            base=base,
+            neck=base)
+    files['ckpt'] = save_teacher(files['teacher'],
+                                 osp.join(root, 'teacher.pth'))
+    return files
+
+
+def skd_losses(pixel: dict = None) -> dict:
+    """The paper's three terms on the tiny PSPNets."""
+    pixel = pixel or dict(type='mmkd.PixelWiseKDLoss', loss_weight=10.0)
+    return dict(
+        pixel=dict(pixel, student=LOGITS, teacher=LOGITS),
+        pair=dict(
+            type='mmkd.PairWiseKDLoss',
+            student=FEATS,
+            teacher=FEATS,
+            adapter=False,
+            loss_weight=0.5),
+        holistic=dict(
+            type='mmkd.HolisticKDLoss',
+            student=LOGITS,
+            teacher=LOGITS,
+            loss_weight=0.1))
+
+
+def skd_config(files: dict, losses: dict = None, **model_kwargs) -> Config:
+    """The student's config wrapped in a StructuredDistiller with a critic
+    and two optimizers."""
+    cfg = Config.fromfile(files['student'])
+    cfg.model = dict(
+        type='mmkd.StructuredDistiller',
+        student=cfg.model,
+        teacher=dict(config=files['teacher'], checkpoint=files['ckpt']),
+        losses=losses or skd_losses(),
+        critic=dict(
+            type='mmkd.HolisticCritic',
+            num_classes=3,
+            in_image_channels=3,
+            base_channels=8),
+        **model_kwargs)
+    cfg.optim_wrapper = dict(
+        constructor='mmkd.DistillerOptimWrapperConstructor',
+        student=dict(
+            type='OptimWrapper',
+            optimizer=dict(type='SGD', lr=0.01, momentum=0.9)),
+        critic=dict(
+            type='OptimWrapper',
+            optimizer=dict(type='Adam', lr=4e-4, betas=(0.9, 0.99))))
+    cfg.custom_imports = dict(imports=['mmkd'])
+    cfg.custom_hooks = [dict(type='mmkd.ExactResumeHook')]
+    return cfg
