@@ -21,11 +21,12 @@ import copy
 import multiprocessing as mp
 import resource
 import statistics
+import threading
 import time
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.optim import OptimWrapper
+from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS, init_default_scope
 
 import mmkd  # noqa: F401
@@ -119,10 +120,12 @@ def build_phases(cfg: Config, args, phases=PHASES) -> dict:
     distiller.train()
     student.train()
 
-    def optim(model):
-        return OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-4))
-
-    optim_s, optim_kd = optim(student), optim(distiller)
+    # the config's own optimizers (a critic's too), as training builds them
+    optim_cfg = copy.deepcopy(cfg.optim_wrapper)
+    optim_kd = build_optim_wrapper(distiller, optim_cfg)
+    optim_s = build_optim_wrapper(
+        student, optim_cfg.get('student', optim_cfg)
+        if 'constructor' in optim_cfg else optim_cfg)
     fill_constants(cfg, distiller, args)
 
     def teacher(batch):
@@ -185,19 +188,32 @@ def time_phases(cfg: Config, args) -> dict:
     return times, peaks
 
 
+def _rss_mib() -> float:
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
 def _memory_child(config: str, args, phase: str, queue) -> None:
     cfg = load_config(args)
     steps, distiller = build_phases(cfg, args, [phase])
     library = type(distiller.student).__module__.split('.')[0]
-    batches = [
-        synthetic_batch(library, num_classes_of(distiller.student), args, i)
-        for i in range(3)
-    ]
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for batch in batches:
+    batches = [synthetic_batch(library, num_classes_of(distiller.student),
+                               args, i) for i in range(3)]
+    steps[phase](batches[0])  # allocator warm-up
+    idle = _rss_mib()
+    peak, done = [idle], threading.Event()
+
+    def sample() -> None:  # ru_maxrss would include the build's peak
+        while not done.wait(0.002):
+            peak[0] = max(peak[0], _rss_mib())
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    for batch in batches[1:]:
         steps[phase](batch)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    queue.put((after / 1024, (after - before) / 1024))
+    done.set()
+    sampler.join()
+    queue.put((peak[0], peak[0] - idle))
 
 
 def cpu_peaks(args) -> dict:
@@ -214,28 +230,34 @@ def cpu_peaks(args) -> dict:
     return peaks
 
 
-def main():
-    args = parse_args()
-    cfg = load_config(args)
-    times, peaks = time_phases(cfg, args)
+def report(args, times: dict, peaks: dict) -> None:
     med = {p: statistics.median(t) for p, t in times.items()}
-    if not args.device.startswith('cuda') and not args.no_memory:
-        peaks = cpu_peaks(args)
     print(f'config: {args.config}  device: {args.device}  batch: '
           f'{args.batch_size}x3x{args.img_size}x{args.img_size}  iters: '
           f'{args.iters}')
     for phase in PHASES:
-        spread = (min(times[phase]), max(times[phase]))
         line = (f'{phase:>8}: median {med[phase] * 1000:8.1f} ms '
-                f'(min {spread[0] * 1000:.1f}, max {spread[1] * 1000:.1f})')
+                f'(min {min(times[phase]) * 1000:.1f}, '
+                f'max {max(times[phase]) * 1000:.1f})')
         if phase in peaks:
             peak = peaks[phase]
-            line += (f'  peak {peak[0]:.0f} MiB RSS (+{peak[1]:.0f} in steps)'
+            line += (f'  peak {peak[0]:.0f} MiB RSS (+{peak[1]:.0f} over idle)'
                      if isinstance(peak, tuple) else
                      f'  peak {peak:.0f} MiB allocated')
         print(line)
     ratio = med['kd'] / (med['student'] + med['teacher'])
-    print(f'overhead ratio kd / (student + teacher) = {ratio:.3f}')
+    print(f'overhead ratio kd / (student + teacher) = {ratio:.3f}',
+          flush=True)
+
+
+def main():
+    args = parse_args()
+    cfg = load_config(args)
+    times, peaks = time_phases(cfg, args)
+    report(args, times, peaks)
+    if not args.device.startswith('cuda') and not args.no_memory:
+        print('peak memory, each phase in a fresh process:')
+        report(args, times, cpu_peaks(args))
 
 
 if __name__ == '__main__':

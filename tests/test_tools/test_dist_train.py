@@ -69,3 +69,10 @@ def test_dist_train_two_cpu_processes(det_files, tmp_path):
     for key in ('student.backbone.conv1.weight',
                 'adapters.hint.convs.0.weight'):
         assert not torch.equal(inits[0][key], ranks[0][key])
+    # and tools/dist_test.sh evaluates the student on both ranks
+    proc = run_script('bash', osp.join(REPO, 'tools', 'dist_test.sh'),
+                      config, str(work_dir / 'iter_2.pth'), '2',
+                      '--work-dir', str(tmp_path / 'test'),
+                      env=dict(PYTHONPATH=f'{REPO}:{tmp_path}',
+                               PORT=str(free_port())))
+    assert 'coco/bbox_mAP' in proc.stdout + proc.stderr

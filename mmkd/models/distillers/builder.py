@@ -1,4 +1,5 @@
 """Build the student and the frozen teacher from their configs."""
+import copy
 import os.path as osp
 import warnings
 from typing import Optional, Tuple, Union
@@ -49,7 +50,8 @@ def build_model(cfg: Union[str, dict], key: str) -> nn.Module:
     the current default scope.
     """
     model_cfg, scope = load_model_config(cfg, key)
-    model_cfg = model_cfg.copy()
+    # deep: mmseg's EncoderDecoder writes into its backbone's dict
+    model_cfg = copy.deepcopy(model_cfg)
     model_cfg.pop('_scope_', None)
     model_type = model_cfg.get('type')
     if scope is None and isinstance(model_type, str) and '.' in model_type:
