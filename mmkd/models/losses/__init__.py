@@ -1,6 +1,7 @@
 from .bounded_regression import BoundedRegressionLoss
 from .hint import FeatureHintLoss
 from .holistic import HolisticCritic, HolisticKDLoss, critic_loss
+from .ld import LDLoss
 from .nd import NDLoss
 from .pair_wise import PairWiseKDLoss
 from .pixel_wise import PixelWiseKDLoss
@@ -13,3 +14,4 @@ __all__ += [
     'PixelWiseKDLoss', 'PairWiseKDLoss', 'HolisticCritic', 'HolisticKDLoss',
     'critic_loss'
 ]
+__all__ += ['LDLoss']

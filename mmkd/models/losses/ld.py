@@ -1,0 +1,105 @@
+"""Localization distillation, LD (Zheng et al., CVPR 2022)."""
+from typing import Optional
+
+import torch.nn.functional as F
+from mmdet.models.losses.utils import weight_reduce_loss
+from torch import Tensor, nn
+
+from mmkd.registry import MODELS
+
+
+def localization_distillation(logits_s: Tensor, logits_t: Tensor,
+                              temperature: float) -> Tensor:
+    """Per-row ``T^2 * KL(softmax(t / T) || softmax(s / T))``, averaged over
+    the bins of each row, of (N, bins) logits; the teacher is detached."""
+    log_p_s = F.log_softmax(logits_s / temperature, dim=1)
+    p_t = F.softmax(logits_t.detach().to(logits_s.dtype) / temperature, dim=1)
+    kl = F.kl_div(log_p_s, p_t, reduction='none').mean(dim=1)
+    return kl * temperature**2
+
+
+@MODELS.register_module()
+class LDLoss(nn.Module):
+    """Temperature-scaled KL divergence between box-edge distributions.
+
+    ``loss = loss_weight * sum_i w_i * T^2 * KL(p_t,i || p_s,i) / avg_factor``
+    with ``p = softmax(z / T)`` over the ``reg_max + 1`` bins of one box edge
+    and the KL averaged over the bins: the LD term of `Localization
+    Distillation for Dense Object Detection
+    <https://arxiv.org/abs/2102.12252>`_ (Zheng et al., CVPR 2022; official
+    code `HikariTJU/LD <https://github.com/HikariTJU/LD>`_). Each row is one
+    edge of one location (:class:`mmkd.models.GFLPairing` gives them);
+    ``w_i`` is the student's max class score of the location in the main
+    region, its IoU with the ground truth in the valuable localization
+    region. The defaults are the main region's, as in mmdet's ``LDHead``
+    (``KnowledgeDistillationKLDivLoss`` with ``avg_factor=4.0``, i.e. a sum
+    over locations of the mean over their four edges, not divided by the
+    number of locations); the official VLR term uses ``avg_factor=16.0`` and
+    the official classification KD (``T = 2``, weight 10, per level averaged
+    over its positives) is this loss on class logits with
+    ``avg_factor=1.0`` and ``w_i = 1 / positives of the level``. The teacher
+    is detached; no rows give 0.
+
+    Args:
+        temperature (float): Softmax temperature ``T`` of both sides.
+            Defaults to 10.0.
+        avg_factor (float, optional): What the weighted sum over rows is
+            divided by; None averages over rows. Defaults to 4.0.
+        loss_weight (float): Weight of the loss. Defaults to 0.25.
+
+    Example:
+        >>> import torch
+        >>> loss = LDLoss(temperature=1.0, avg_factor=None, loss_weight=1.0)
+        >>> s = torch.zeros(1, 2)  # p_s = (1/2, 1/2)
+        >>> t = torch.tensor([[0., 100.]])  # p_t = (0, 1)
+        >>> # KL = log 2, averaged over the 2 bins
+        >>> round(float(loss(s, t)), 4)
+        0.3466
+        >>> float(LDLoss()(torch.zeros(0, 17), torch.zeros(0, 17)))
+        0.0
+    """
+
+    def __init__(self,
+                 temperature: float = 10.0,
+                 avg_factor: Optional[float] = 4.0,
+                 loss_weight: float = 0.25) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(
+                f'temperature must be > 0, got temperature={temperature}')
+        if avg_factor is not None and avg_factor <= 0:
+            raise ValueError(
+                f'avg_factor must be > 0 or None, got avg_factor={avg_factor}')
+        self.temperature = temperature
+        self.avg_factor = avg_factor
+        self.loss_weight = loss_weight
+
+    def forward(self,
+                logits_s: Tensor,
+                logits_t: Tensor,
+                weight: Optional[Tensor] = None) -> Tensor:
+        """Compute the loss of (N, bins) student and teacher logits.
+
+        Args:
+            logits_s (Tensor): Student logits, one row per box edge.
+            logits_t (Tensor): Teacher logits of the same rows.
+            weight (Tensor, optional): (N, ) weight of each row.
+                Defaults to None (all 1).
+        """
+        if logits_s.dim() != 2 or logits_s.shape != logits_t.shape:
+            raise ValueError(
+                'LD expects student and teacher logits of the same shape (N, '
+                f'bins), got {tuple(logits_s.shape)} and '
+                f'{tuple(logits_t.shape)}')
+        if weight is not None and weight.shape != logits_s.shape[:1]:
+            raise ValueError(
+                f'LD expects one weight per row ({logits_s.shape[0]}), got '
+                f'weights of shape {tuple(weight.shape)}')
+        if logits_s.shape[0] == 0:
+            return logits_s.sum() * 0.
+        loss = localization_distillation(logits_s, logits_t, self.temperature)
+        if weight is not None:
+            weight = weight.detach().to(loss.dtype)
+        loss = weight_reduce_loss(
+            loss, weight, reduction='mean', avg_factor=self.avg_factor)
+        return self.loss_weight * loss
