@@ -91,8 +91,7 @@ class DistillLossWeightHook(Hook):
             raise KeyError(
                 f'DistillLossWeightHook.losses: {sorted(unknown)} are not in '
                 'model.losses; valid names are '
-                f'{sorted(model.loss_multipliers)}'
-            )
+                f'{sorted(model.loss_multipliers)}')
 
     def before_train_iter(self,
                           runner,
