@@ -5,7 +5,10 @@
 On the same synthetic batches it times
 
 - ``student``: the student's own training step, alone (a separate copy);
-- ``teacher``: the teacher's no-grad forward, as far as the losses need;
+- ``teacher``: the teacher's no-grad forward, as far as the losses need
+  (taps); the teacher's heads that pairings run on the student's samples
+  (RoIs, anchors) need those samples, so they are timed inside the ``kd``
+  step (``pairings``) and counted as teacher work;
 - ``kd``: the distiller's training step (teacher + student + losses);
 
 interleaved iteration by iteration so that machine noise hits all three
@@ -162,6 +165,22 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def time_pairings(distiller) -> list:
+    """Time the pairings' records() (the teacher's heads run on the
+    student's samples there) inside the distillation step."""
+    spent = []
+    for pairing in distiller.pairings.values():
+
+        def timed(*args, _records=pairing.records, **kwargs):
+            start = time.perf_counter()
+            out = _records(*args, **kwargs)
+            spent.append(time.perf_counter() - start)
+            return out
+
+        pairing.records = timed
+    return spent
+
+
 def time_phases(cfg: Config, args) -> dict:
     steps, distiller = build_phases(cfg, args)
     library = type(distiller.student).__module__.split('.')[0]
@@ -169,9 +188,11 @@ def time_phases(cfg: Config, args) -> dict:
         synthetic_batch(library, num_classes_of(distiller.student), args, i)
         for i in range(args.iters + args.warmup)
     ]
-    times = {p: [] for p in PHASES}
+    times = {p: [] for p in PHASES + ('pairing', )}
     peaks = {}
+    paired = time_pairings(distiller)
     for i, batch in enumerate(batches):
+        paired.clear()
         for phase in PHASES:
             if args.device.startswith('cuda'):
                 torch.cuda.reset_peak_memory_stats()
@@ -181,6 +202,8 @@ def time_phases(cfg: Config, args) -> dict:
             sync(args.device)
             if i >= args.warmup:
                 times[phase].append(time.perf_counter() - start)
+                if phase == 'kd':
+                    times['pairing'].append(sum(paired))
             if args.device.startswith('cuda'):
                 peaks[phase] = max(
                     peaks.get(phase, 0),
@@ -231,11 +254,14 @@ def cpu_peaks(args) -> dict:
 
 
 def report(args, times: dict, peaks: dict) -> None:
-    med = {p: statistics.median(t) for p, t in times.items()}
+    med = {p: statistics.median(t) for p, t in times.items() if t}
     print(f'config: {args.config}  device: {args.device}  batch: '
           f'{args.batch_size}x3x{args.img_size}x{args.img_size}  iters: '
           f'{args.iters}')
     for phase in PHASES:
+        if phase == 'kd' and med.get('pairing'):
+            print(f'{"":>8}  of which pairings (teacher heads on the '
+                  f"student's samples): {med['pairing'] * 1000:.1f} ms")
         line = (f'{phase:>8}: median {med[phase] * 1000:8.1f} ms '
                 f'(min {min(times[phase]) * 1000:.1f}, '
                 f'max {max(times[phase]) * 1000:.1f})')
@@ -245,9 +271,11 @@ def report(args, times: dict, peaks: dict) -> None:
                      if isinstance(peak, tuple) else
                      f'  peak {peak:.0f} MiB allocated')
         print(line)
-    ratio = med['kd'] / (med['student'] + med['teacher'])
-    print(f'overhead ratio kd / (student + teacher) = {ratio:.3f}',
-          flush=True)
+    teacher = med['teacher'] + med.get('pairing', 0.0)
+    ratio = med['kd'] / (med['student'] + teacher)
+    print(f'overhead ratio kd / (student + teacher) = {ratio:.3f}'
+          + (' (teacher includes the pairings)' if med.get('pairing') else
+             ''), flush=True)
 
 
 def main():
