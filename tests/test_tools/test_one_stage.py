@@ -1,5 +1,5 @@
-"""Neck hint and TeKAP on a one-stage detector (RetinaNet), through the
-Runner."""
+"""Neck hint, TeKAP and dense soft-label KD on a one-stage detector
+(RetinaNet), through the Runner."""
 import os.path as osp
 
 from mmengine.config import Config
@@ -22,7 +22,7 @@ model = dict(
             ['train_pipeline = [', ''])
 
 
-def test_hint_and_tekap_on_retinanet_necks(det_files, tmp_path):
+def test_hint_tekap_and_dense_kd_on_retinanet(det_files, tmp_path):
     data = osp.join(det_files['root'], 'data')
     student = write_config(str(tmp_path / 's.py'), RETINA, data, 8, 16)
     teacher = write_config(str(tmp_path / 't.py'), RETINA, data, 16, 32)
@@ -33,11 +33,24 @@ def test_hint_and_tekap_on_retinanet_necks(det_files, tmp_path):
         student=cfg.model,
         teacher=dict(config=teacher, checkpoint=ckpt),
         losses=dict(
-            hint=dict(type='mmkd.FeatureHintLoss', student='neck',
-                      teacher='neck', loss_weight=0.5),
-            tekap=dict(type='mmkd.TeKAP', student='neck', teacher='neck',
-                       num_views=1, alpha=0.1, noise_std=0.1,
-                       loss=dict(type='mmkd.FeatureHintLoss'))))
+            hint=dict(
+                type='mmkd.FeatureHintLoss',
+                student='neck',
+                teacher='neck',
+                loss_weight=0.5),
+            tekap=dict(
+                type='mmkd.TeKAP',
+                student='neck',
+                teacher='neck',
+                num_views=1,
+                alpha=0.1,
+                noise_std=0.1,
+                loss=dict(type='mmkd.FeatureHintLoss')),
+            # the classifier conv runs once per level: 5 levels of logits
+            dense_kd=dict(
+                type='mmkd.SigmoidSoftCELoss',
+                student='bbox_head.retina_cls',
+                teacher='bbox_head.retina_cls')))
     cfg.custom_imports = dict(imports=['mmkd'])
     cfg.work_dir = str(tmp_path / 'work')
     cfg.train_cfg.max_iters = 2
@@ -51,4 +64,6 @@ def test_hint_and_tekap_on_retinanet_necks(det_files, tmp_path):
     # one view at alpha 0.1: between 1x and 2x the clean hint (x2 weight)
     assert 2 * hint < tekap < 4 * hint
     assert len(runner.model.adapters['hint'].convs) == 5  # P3-P7
+    assert scalars['train/distill.dense_kd'].current() > 0
+    assert 'dense_kd' not in runner.model.adapters  # 9 anchors x 3 classes
     assert 'val/time' in scalars  # validated (no box clears the threshold)

@@ -5,6 +5,7 @@ from .ld import LDLoss
 from .nd import NDLoss
 from .pair_wise import PairWiseKDLoss
 from .pixel_wise import PixelWiseKDLoss
+from .sigmoid_soft_ce import SigmoidSoftCELoss
 from .soft_ce import WeightedSoftCELoss
 from .tekap import TeKAP
 
@@ -15,3 +16,4 @@ __all__ += [
     'critic_loss'
 ]
 __all__ += ['LDLoss']
+__all__ += ['SigmoidSoftCELoss']
