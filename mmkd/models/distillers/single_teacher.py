@@ -10,7 +10,7 @@ from ..adapters import ConvAdapter
 from ..adapters.conv_adapter import resize_like
 from .builder import build_model, build_teacher, input_converter
 from .pairing import BasePairing
-from .specs import CONSTANT, build_loss, parse_losses, tap_names
+from .specs import CONSTANT, build_registered, parse_losses, tap_names
 from .taps import TapRecorder, TapsComplete, levels_of
 
 
@@ -154,7 +154,7 @@ class SingleTeacherDistiller(BaseModel):
                     f'{key}: pairing names must be identifiers other than '
                     "'const' and the student's top-level modules "
                     f'{sorted(top)}')
-            pairing = build_loss(dict(cfg), key, kind='pairing')
+            pairing = build_registered(dict(cfg), key, kind='pairing')
             if not isinstance(pairing, BasePairing):
                 raise TypeError(f'{key}.type: {type(pairing).__name__} is not '
                                 'a pairing (mmkd.models.BasePairing)')

@@ -26,8 +26,8 @@ class LossSpec(NamedTuple):
     inputs: Dict[str, str]
 
 
-def build_loss(cfg: dict, key: str, kind: str = 'loss') -> nn.Module:
-    """Build a loss (or pairing) in mmkd's scope; an unknown type lists
+def build_registered(cfg: dict, key: str, kind: str = 'loss') -> nn.Module:
+    """Build a loss or pairing in mmkd's scope; an unknown type lists
     what exists."""
     with DefaultScope.overwrite_default_scope('mmkd'):
         try:
@@ -86,7 +86,7 @@ def parse_losses(losses: Dict[str, dict], student: nn.Module,
                               paired=False)
         specs[name] = LossSpec(sides['student'], sides['teacher'], adapter,
                                inputs)
-        modules[name] = build_loss(cfg, key)
+        modules[name] = build_registered(cfg, key)
     return specs, modules
 
 
