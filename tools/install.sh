@@ -15,5 +15,6 @@ $PIP mmengine==0.10.7 "setuptools<70" wheel
 python -c "import mmcv.ops" 2>/dev/null || \
     MMCV_WITH_OPS=1 $PIP --no-build-isolation mmcv==2.1.0
 $PIP mmdet==3.3.0 mmsegmentation==1.2.2 pycocotools==2.0.11 ftfy regex \
+    scikit-learn==1.7.2 \
     pytest flake8 isort
 $PIP --no-build-isolation --no-deps -e .
