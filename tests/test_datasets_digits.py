@@ -3,6 +3,7 @@ import os
 import os.path as osp
 
 import numpy as np
+import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
@@ -58,3 +59,15 @@ def test_rerun_reuses_what_exists(tmp_path):
     assert os.stat(json_path).st_mtime_ns == stamp
     make_digits(root, **dict(SMALL, num_train=7))  # new arguments: remade
     assert os.stat(json_path).st_mtime_ns != stamp
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(scale=(8, 80)), r'scale=\(8, 80\) must satisfy .* <= '
+     r'image_size=64'),
+    (dict(per_image=(3, 2)), r'per_image=\(3, 2\)'),
+    (dict(num_val=0), 'num_val=0'),
+])
+def test_bad_arguments_fail_before_writing(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_digits(str(tmp_path / 'f'), **dict(SMALL, **kwargs))
+    assert not (tmp_path / 'f').exists()

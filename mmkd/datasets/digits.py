@@ -129,6 +129,15 @@ def make_digits(root: str,
     Returns:
         dict: Paths of the ``root`` and of each split's COCO json.
     """
+    if not 0 < scale[0] <= scale[1] <= image_size:
+        raise ValueError(f'scale={tuple(scale)} must satisfy 0 < min <= max '
+                         f'<= image_size={image_size}')
+    if not 0 <= per_image[0] <= per_image[1]:
+        raise ValueError(f'per_image={tuple(per_image)} must satisfy '
+                         '0 <= min <= max')
+    if num_train < 1 or num_val < 1:
+        raise ValueError(f'num_train={num_train} and num_val={num_val} '
+                         'must be >= 1')
     from sklearn.datasets import load_digits
     from tqdm import tqdm
     params = dict(
