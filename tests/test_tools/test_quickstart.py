@@ -1,0 +1,23 @@
+"""tools/quickstart.py --fast: data, three trainings, table and plots."""
+import os.path as osp
+
+from PIL import Image
+
+from conftest import REPO, run_script
+
+
+def test_fast_quickstart_end_to_end(tmp_path):
+    work = tmp_path / 'qs'
+    proc = run_script(osp.join(REPO, 'tools', 'quickstart.py'), '--fast',
+                      '--work-dir', str(work), '--data',
+                      str(tmp_path / 'digits'))
+    table = (work / 'results.md').read_text()
+    for row in ('| teacher |', '| student |', '| distilled |', '| gain'):
+        assert row in table
+    assert 'gain (distilled - student)' in proc.stdout
+    for name in ('curves.png', 'bars.png'):
+        with Image.open(work / name) as img:
+            assert img.format == 'PNG' and img.size[0] > 100
+    assert (work / 'teacher' / 'teacher.pth').exists()
+    assert (work / 'distilled' / 'student.pth').exists()
+    assert (work / 'distilled' / 'roi_centers.pth').exists()
