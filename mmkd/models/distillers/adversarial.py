@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from ..adapters.conv_adapter import resize_like
-from ..losses import HolisticKDLoss, PairWiseKDLoss, TeKAP, critic_loss
+from ..losses import HolisticKDLoss, TeKAP, critic_loss
 from .single_teacher import SingleTeacherDistiller
 from .taps import levels_of
 
@@ -27,13 +27,6 @@ def takes_gt(loss: nn.Module) -> bool:
     while isinstance(loss, TeKAP):
         loss = loss.loss
     return 'gt' in inspect.signature(loss.forward).parameters
-
-
-def channel_free(loss: nn.Module) -> bool:
-    """Whether a loss compares maps of any widths (affinities)."""
-    while isinstance(loss, TeKAP):
-        loss = loss.loss
-    return isinstance(loss, PairWiseKDLoss)
 
 
 class AdapterDict(nn.ModuleDict):
@@ -130,16 +123,6 @@ class StructuredDistiller(SingleTeacherDistiller):
                  probe_size: int = 128,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        # adapter=False is kept for channel-free losses (pair-wise), which
-        # the base class would refuse: build as 'auto', drop them after.
-        losses = {n: dict(cfg) for n, cfg in (losses or {}).items()}
-        no_adapter = {
-            n
-            for n, c in losses.items() if c.get('adapter') is False
-        }
-        for name in no_adapter:
-            losses[name]['adapter'] = 'auto'
-        self.__dict__['_no_adapter'] = no_adapter
         super().__init__(
             student=student,
             teacher=teacher,
@@ -210,16 +193,6 @@ class StructuredDistiller(SingleTeacherDistiller):
         shapes = self.__dict__['_probe_shapes']
         for name, spec in self.loss_specs.items():
             key = f'model.losses.{name}'
-            if name in self.__dict__['_no_adapter'] and name in adapters:
-                if not channel_free(self.distill_losses[name]):
-                    raise ValueError(
-                        f'{key}.adapter is False but the student tap '
-                        f'{spec.student!r} and the teacher tap '
-                        f'{spec.teacher!r} differ in channels; set adapter '
-                        "to 'auto' or True, or tap modules with equal "
-                        'channels (only PairWiseKDLoss compares maps of '
-                        'different widths)')
-                del adapters[name]
             levels_s = shapes['student'][spec.student]
             levels_t = shapes['teacher'][spec.teacher]
             class_maps = takes_gt(self.distill_losses[name]) or isinstance(

@@ -14,6 +14,14 @@ from .specs import CONSTANT, build_registered, parse_losses, tap_names
 from .taps import TapRecorder, TapsComplete, levels_of
 
 
+def channel_free(loss: nn.Module) -> bool:
+    """Whether a loss compares maps of any widths (e.g. affinities); a
+    wrapper such as TeKAP answers for the loss it wraps."""
+    while hasattr(loss, 'loss') and isinstance(loss.loss, nn.Module):
+        loss = loss.loss
+    return getattr(loss, 'channel_free', False)
+
+
 def probe_data_samples(model: nn.Module, size: int) -> list:
     """One empty data sample of the model's library, for a probe forward."""
     library = type(model).__module__.split('.')[0]
@@ -202,12 +210,14 @@ class SingleTeacherDistiller(BaseModel):
             if spec.adapter is True or (spec.adapter == 'auto'
                                         and ch_s != ch_t):
                 adapters[name] = ConvAdapter(ch_s, ch_t)
-            elif ch_s != ch_t:
+            elif ch_s != ch_t and not channel_free(self.distill_losses[name]):
                 raise ValueError(
                     f'model.losses.{name}.adapter is False but the student '
                     f'source {spec.student!r} has {ch_s} channels and the '
                     f'teacher source {spec.teacher!r} has {ch_t}; set adapter '
-                    "to 'auto' or True, or tap modules with equal channels")
+                    "to 'auto' or True, or tap modules with equal channels "
+                    '(only losses marked channel_free, like PairWiseKDLoss, '
+                    'compare maps of different widths)')
         return adapters
 
     def _apply(self, fn, *args, **kwargs):

@@ -61,6 +61,9 @@ class PairWiseKDLoss(nn.Module):
         0.5
     """
 
+    # Affinities compare positions, not channels: widths may differ.
+    channel_free = True
+
     def __init__(self,
                  pool_scale: float = 0.5,
                  loss_weight: float = 1.0) -> None:
