@@ -1,5 +1,6 @@
 from .bounded_regression import BoundedRegressionLoss
 from .hint import FeatureHintLoss
+from .kl_div import KLDivLoss
 from .holistic import HolisticCritic, HolisticKDLoss, critic_loss
 from .ld import LDLoss
 from .nd import NDLoss
@@ -16,4 +17,4 @@ __all__ += [
     'critic_loss'
 ]
 __all__ += ['LDLoss']
-__all__ += ['SigmoidSoftCELoss']
+__all__ += ['SigmoidSoftCELoss', 'KLDivLoss']

@@ -1,0 +1,61 @@
+"""Hinton's soft-target KD on logits, as KD++ uses it (batch mean)."""
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmkd.registry import MODELS
+
+
+@MODELS.register_module()
+class KLDivLoss(nn.Module):
+    """``loss_weight * T^2 * mean_i KL(softmax(t_i / T) || softmax(s_i /
+    T))``, the KL summed over the classes and averaged over the samples.
+
+    This is ``F.kl_div(..., reduction='batchmean')``, the ``KDLoss`` of
+    `Distilling the Knowledge in a Neural Network
+    <https://arxiv.org/abs/1503.02531>`_ as the KD++ code uses it on RoI
+    logits (`WangYZ1608/Knowledge-Distillation-via-ND
+    <https://github.com/WangYZ1608/Knowledge-Distillation-via-ND>`_,
+    ``Detection/model/utils.py``). mmdet's ``KnowledgeDistillationKLDivLoss``
+    *averages* over the classes instead, so at the same ``loss_weight`` it is
+    ``1 / C`` of this (1/81 on COCO RoIs). Logits are ``(N, C)`` or ``(N, C,
+    ...)``: the softmax is over dim 1 and the mean over every other
+    position. The teacher is detached; no samples give 0.
+
+    Args:
+        temperature (float): Softmax temperature ``T``. Defaults to 1.0.
+        loss_weight (float): Weight of the loss. Defaults to 1.0.
+
+    Example:
+        >>> import torch
+        >>> loss = KLDivLoss()
+        >>> s, t = torch.zeros(1, 2), torch.tensor([[0., 0.]])
+        >>> float(loss(s, t))  # same distribution
+        0.0
+        >>> t = torch.tensor([[1e4, 0.]])  # teacher one-hot on class 0
+        >>> round(float(loss(s, t)), 4)  # -log(1/2)
+        0.6931
+    """
+
+    def __init__(self, temperature: float = 1.0,
+                 loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError(
+                f'temperature must be > 0, got temperature={temperature!r}')
+        self.temperature = temperature
+        self.loss_weight = loss_weight
+
+    def forward(self, pred_s: Tensor, pred_t: Tensor) -> Tensor:
+        """The loss of student and teacher logits of one shape."""
+        if pred_s.shape != pred_t.shape or pred_s.dim() < 2:
+            raise ValueError(
+                'KLDivLoss expects student and teacher logits of one shape '
+                f'(N, C, ...), got {tuple(pred_s.shape)} and '
+                f'{tuple(pred_t.shape)}')
+        if pred_s.numel() == 0:
+            return pred_s.sum() * 0.
+        T = self.temperature
+        log_p_s = F.log_softmax(pred_s / T, dim=1)
+        log_p_t = F.log_softmax(pred_t.detach().to(pred_s.dtype) / T, dim=1)
+        kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)
+        return self.loss_weight * T * T * kl.mean()
