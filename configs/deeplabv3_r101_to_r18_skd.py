@@ -2,7 +2,7 @@
 # DeepLabV3 R101-D8 teacher -> R18-D8 student, Cityscapes 512x1024, 80k iters.
 _base_ = [
     'mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py',
-    './_base_/distill_runtime.py', './_base_/skd.py'
+    './_base_/distill_runtime.py', './_base_/methods/skd.py'
 ]
 teacher_ckpt = 'https://download.openmmlab.com/mmsegmentation/v0.5/deeplabv3/deeplabv3_r101-d8_512x1024_80k_cityscapes/deeplabv3_r101-d8_512x1024_80k_cityscapes_20200606_113503-9e428899.pth'  # noqa
 model = dict(
@@ -13,13 +13,13 @@ model = dict(
         config='mmseg::deeplabv3/'
         'deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py',
         checkpoint=teacher_ckpt),
-    losses={{_base_.skd_losses}},
-    critic={{_base_.skd_critic}},
-    critic_steps=1,
-    gp_weight=10.0)
+    losses={{_base_.skd.losses}},
+    critic={{_base_.skd.critic}},
+    critic_steps={{_base_.skd.critic_steps}},
+    gp_weight={{_base_.skd.gp_weight}})
 # the student's own optimizer, and Adam at 4e-4 for the critic
 optim_wrapper = dict(
     _delete_=True,
     constructor='mmkd.DistillerOptimWrapperConstructor',
     student={{_base_.optim_wrapper}},
-    critic={{_base_.critic_optim_wrapper}})
+    critic={{_base_.skd.critic_optim_wrapper}})

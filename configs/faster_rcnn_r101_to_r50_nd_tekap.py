@@ -1,14 +1,4 @@
-# KD++ with TeKAP (ICLR 2025): the RoI-logit KL also sees 3 perturbed
-# teacher views (alpha 0.1, sigma 1, weight 0.8 each) and a hint on the FPN
-# sees one feature view (alpha 0.1, sigma 0.1).
-_base_ = './faster_rcnn_r101_to_r50_nd.py'
-model = dict(
-    losses=dict(
-        kd=dict(_delete_=True, type='mmkd.TeKAP', student='roi.cls',
-                teacher='roi.cls', num_views=3, alpha=0.1, noise_std=1.0,
-                view_weight=0.8,
-                loss=dict(type='mmdet.KnowledgeDistillationKLDivLoss', T=1,
-                          loss_weight=1.0)),
-        hint=dict(type='mmkd.TeKAP', student='neck', teacher='neck',
-                  num_views=1, alpha=0.1, noise_std=0.1, view_weight=1.0,
-                  loss=dict(type='mmkd.FeatureHintLoss', loss_weight=0.5))))
+# KD++ with TeKAP teacher perturbation (see _base_/methods/tekap.py):
+# Faster R-CNN R101-FPN teacher -> R50-FPN student, COCO, 1x schedule.
+_base_ = ['./faster_rcnn_r101_to_r50_nd.py', './_base_/methods/tekap.py']
+model = dict(losses={{_base_.kdpp_tekap.losses}})

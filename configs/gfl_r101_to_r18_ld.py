@@ -1,8 +1,9 @@
-# Localization distillation (Zheng et al., CVPR 2022) with the valuable
-# localization region and main-region classification KD of the official
-# code (HikariTJU/LD): GFL R101-FPN (ms 2x) teacher -> GFL R18-FPN student,
-# COCO, 1x schedule. Drop ld_vlr and kd_cls (and vlr=True) for mmdet's LD.
-_base_ = ['./_base_/gfl_r18_fpn_1x_coco.py', './_base_/distill_runtime.py']
+# Localization distillation (see _base_/methods/ld.py): GFL R101-FPN (ms 2x)
+# teacher -> GFL R18-FPN student, COCO, 1x schedule.
+_base_ = [
+    './_base_/gfl_r18_fpn_1x_coco.py', './_base_/distill_runtime.py',
+    './_base_/methods/ld.py'
+]
 teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/gfl/gfl_r101_fpn_mstrain_2x_coco/gfl_r101_fpn_mstrain_2x_coco_20200629_200126-dd12f847.pth'  # noqa
 model = dict(
     _delete_=True,
@@ -11,18 +12,5 @@ model = dict(
     teacher=dict(
         config='mmdet::gfl/gfl_r101_fpn_ms-2x_coco.py',
         checkpoint=teacher_ckpt),
-    pairings=dict(ld=dict(type='mmkd.GFLPairing', vlr=True)),
-    losses=dict(
-        # main region: positives, each edge weighted by the max class score
-        ld=dict(type='mmkd.LDLoss', student='ld.corners',
-                teacher='ld.corners', inputs=dict(weight='ld.weights'),
-                temperature=10, loss_weight=0.25),
-        # valuable localization region, weighted by IoU
-        ld_vlr=dict(type='mmkd.LDLoss', student='ld.vlr_corners',
-                    teacher='ld.vlr_corners',
-                    inputs=dict(weight='ld.vlr_weights'), temperature=10,
-                    avg_factor=16.0, loss_weight=0.25),
-        # main-region classification KD, averaged per level
-        kd_cls=dict(type='mmkd.LDLoss', student='ld.cls', teacher='ld.cls',
-                    inputs=dict(weight='ld.cls_weights'), temperature=2,
-                    avg_factor=1.0, loss_weight=10.0)))
+    pairings={{_base_.ld.pairings}},
+    losses={{_base_.ld.losses}})

@@ -2,7 +2,7 @@
 # PSPNet R101-D8 teacher -> R18-D8 student, Cityscapes 512x1024, 80k iters.
 _base_ = [
     'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py',
-    './_base_/distill_runtime.py'
+    './_base_/distill_runtime.py', './_base_/methods/hint.py'
 ]
 teacher_ckpt = 'https://download.openmmlab.com/mmsegmentation/v0.5/pspnet/pspnet_r101-d8_512x1024_80k_cityscapes/pspnet_r101-d8_512x1024_80k_cityscapes_20200606_112211-e1e1100f.pth'  # noqa
 model = dict(
@@ -12,7 +12,5 @@ model = dict(
     teacher=dict(
         config='mmseg::pspnet/pspnet_r101-d8_4xb2-80k_cityscapes-512x1024.py',
         checkpoint=teacher_ckpt),
-    losses=dict(
-        # 128 student channels -> 512 teacher channels through the adapter
-        hint=dict(type='mmkd.FeatureHintLoss', student='decode_head.bottleneck',
-                  teacher='decode_head.bottleneck', loss_weight=0.5)))
+    # 128 student channels -> 512 teacher channels through the adapter
+    losses={{_base_.decode_hint.losses}})

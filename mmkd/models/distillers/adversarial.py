@@ -78,7 +78,8 @@ class StructuredDistiller(SingleTeacherDistiller):
         losses (dict): ``{name: loss_cfg}`` with ``student``/``teacher``
             taps, as in :class:`SingleTeacherDistiller`.
         critic (dict, optional): Config of the critic, e.g.
-            ``dict(type='mmkd.HolisticCritic', num_classes=19)``; needed
+            ``dict(type='mmkd.HolisticCritic', num_classes=19)``; without
+            ``num_classes`` it is the holistic tap's channel count. Needed
             exactly when ``losses`` has a :class:`HolisticKDLoss`.
             Defaults to None.
         critic_steps (int): Critic updates per student update. Defaults
@@ -168,10 +169,13 @@ class StructuredDistiller(SingleTeacherDistiller):
             raise ValueError(
                 'model.critic is set, so model.losses needs exactly one '
                 f'HolisticKDLoss entry to train against it; found {holistic}')
-        with DefaultScope.overwrite_default_scope('mmkd'):
-            critic = MODELS.build(cfg)
         tap = self.loss_specs[holistic[0]].student
         channels = self.__dict__['_probe_shapes']['student'][tap][0][1]
+        if 'num_classes' not in cfg or cfg['num_classes'] is None:
+            # the critic sees the logits tap's softmax: size it from there
+            cfg = dict(cfg, num_classes=channels)
+        with DefaultScope.overwrite_default_scope('mmkd'):
+            critic = MODELS.build(cfg)
         classes = getattr(critic, 'num_classes', channels)
         if classes != channels:
             raise ValueError(

@@ -174,6 +174,13 @@ def test_class_count_mismatch_fails_at_build(skd_files):  # noqa: F811
         build(cfg)
 
 
+def test_critic_without_num_classes_takes_the_logits_classes(
+        skd_files):  # noqa: F811
+    cfg = skd_config(skd_files)
+    del cfg.model.critic['num_classes']
+    assert build(cfg).critic.num_classes == 3
+
+
 def test_pair_wise_tap_that_cannot_be_resized_fails_at_build(
         skd_files):  # noqa: F811,E501
     cfg = skd_config(skd_files)
