@@ -1,0 +1,7 @@
+# The GFL pair on the digits set: the R18 student (its data and schedule
+# too) and the R34 teacher, trained first with
+#   python tools/train.py configs/demo/gfl_r34_digits.py
+_base_ = ['../gfl_r18_digits.py', '../../_base_/distill_runtime.py']
+teacher = dict(
+    config='{{fileDirname}}/../gfl_r34_digits.py',
+    checkpoint='work_dirs/gfl_r34_digits/iter_800.pth')

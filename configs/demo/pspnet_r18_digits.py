@@ -1,0 +1,16 @@
+# The student: PSPNet, ResNet-18-D8 (V1c) at width 16, decode head 64, no
+# pretrained weights, plain BN (SyncBN needs a process group).
+_base_ = [
+    'mmseg::_base_/models/pspnet_r50-d8.py',
+    './_base_/digits_segmentation.py'
+]
+norm_cfg = dict(type='BN', requires_grad=True)
+model = dict(
+    pretrained=None,
+    data_preprocessor=dict(size=(128, 128)),
+    backbone=dict(depth=18, base_channels=16, stem_channels=16,
+                  norm_cfg=norm_cfg, init_cfg=None),
+    decode_head=dict(in_channels=128, channels=64, num_classes=11,
+                     norm_cfg=norm_cfg),
+    auxiliary_head=dict(in_channels=64, channels=32, num_classes=11,
+                        norm_cfg=norm_cfg))
