@@ -82,12 +82,14 @@ def main():
         cfg.resume, cfg.load_from = True, args.resume
 
     # torch >= 2.6 refuses mmengine 0.10's checkpoints under safe loading:
-    # this hook writes them in a form that resumes (and resumes exactly).
-    hooks = cfg.get('custom_hooks') or []
-    if not any(
-            h.get('type') in ('mmkd.ExactResumeHook', 'ExactResumeHook')
-            for h in hooks):
-        cfg.custom_hooks = [*hooks, dict(type='mmkd.ExactResumeHook')]
+    # ExactResumeHook writes them in a form that resumes (and exactly);
+    # FiniteLossHook stops at a NaN loss instead of training on.
+    hooks = list(cfg.get('custom_hooks') or [])
+    listed = {str(h.get('type')).split('.')[-1] for h in hooks}
+    for name in ('ExactResumeHook', 'FiniteLossHook'):
+        if name not in listed:
+            hooks.append(dict(type=f'mmkd.{name}'))
+    cfg.custom_hooks = hooks
 
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)

@@ -1,9 +1,10 @@
 from .exact_resume import ExactResumeHook
+from .finite_loss import FiniteLossHook
 from .loss_weight_schedule import DistillLossWeightHook
 from .student_export import StudentExportHook
 from .teacher_centroids import TeacherCentroidHook
 
 __all__ = [
-    'DistillLossWeightHook', 'ExactResumeHook', 'StudentExportHook',
-    'TeacherCentroidHook'
+    'DistillLossWeightHook', 'ExactResumeHook', 'FiniteLossHook',
+    'StudentExportHook', 'TeacherCentroidHook'
 ]
