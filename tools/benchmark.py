@@ -21,6 +21,7 @@ loaded (timing does not depend on its values).
 """
 import argparse
 import copy
+import json
 import multiprocessing as mp
 import resource
 import statistics
@@ -53,6 +54,8 @@ def parse_args():
     parser.add_argument(
         '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--no-memory', action='store_true')
+    parser.add_argument(
+        '--json', help='also write the medians, ratio and peaks here')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
 
@@ -127,7 +130,8 @@ def build_phases(cfg: Config, args, phases=PHASES) -> dict:
     optim_cfg = copy.deepcopy(cfg.optim_wrapper)
     optim_kd = build_optim_wrapper(distiller, optim_cfg)
     optim_s = build_optim_wrapper(
-        student, optim_cfg.get('student', optim_cfg)
+        student,
+        optim_cfg.get('student', optim_cfg)
         if 'constructor' in optim_cfg else optim_cfg)
     fill_constants(cfg, distiller, args)
 
@@ -220,8 +224,10 @@ def _memory_child(config: str, args, phase: str, queue) -> None:
     cfg = load_config(args)
     steps, distiller = build_phases(cfg, args, [phase])
     library = type(distiller.student).__module__.split('.')[0]
-    batches = [synthetic_batch(library, num_classes_of(distiller.student),
-                               args, i) for i in range(3)]
+    batches = [
+        synthetic_batch(library, num_classes_of(distiller.student), args, i)
+        for i in range(3)
+    ]
     steps[phase](batches[0])  # allocator warm-up
     idle = _rss_mib()
     peak, done = [idle], threading.Event()
@@ -253,7 +259,8 @@ def cpu_peaks(args) -> dict:
     return peaks
 
 
-def report(args, times: dict, peaks: dict) -> None:
+def report(args, times: dict, peaks: dict) -> dict:
+    """Print the figures; return ``{'median_s', 'ratio'}``."""
     med = {p: statistics.median(t) for p, t in times.items() if t}
     print(f'config: {args.config}  device: {args.device}  batch: '
           f'{args.batch_size}x3x{args.img_size}x{args.img_size}  iters: '
@@ -273,19 +280,30 @@ def report(args, times: dict, peaks: dict) -> None:
               f"{med['pairing'] * 1000:.1f} ms (counted as teacher work)")
     teacher = med['teacher'] + med.get('pairing', 0.0)
     ratio = med['kd'] / (med['student'] + teacher)
-    print(f'overhead ratio kd / (student + teacher) = {ratio:.3f}'
-          + (' (teacher includes the pairings)' if med.get('pairing') else
-             ''), flush=True)
+    print(
+        f'overhead ratio kd / (student + teacher) = {ratio:.3f}' +
+        (' (teacher includes the pairings)' if med.get('pairing') else ''),
+        flush=True)
+    return dict(median_s=med, ratio=ratio)
 
 
 def main():
     args = parse_args()
     cfg = load_config(args)
     times, peaks = time_phases(cfg, args)
-    report(args, times, peaks)
+    figures = report(args, times, peaks)
     if not args.device.startswith('cuda') and not args.no_memory:
         print('peak memory, each phase in a fresh process:')
-        report(args, times, cpu_peaks(args))
+        peaks = cpu_peaks(args)
+        report(args, times, peaks)
+    if args.json:
+        # CPU: RSS over the idle process; CUDA: allocated (MiB)
+        figures['peak_mib'] = {
+            p: v[1] if isinstance(v, tuple) else v
+            for p, v in peaks.items()
+        }
+        with open(args.json, 'w') as f:
+            json.dump(figures, f, indent=1)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,80 @@
+"""tools/benchmark_methods.py end to end on a tiny digits set: teacher,
+seeds, a method, the overhead figures, table and PNG; TeKAP variants."""
+import importlib.util
+import json
+import os.path as osp
+import sys
+
+from PIL import Image
+
+from conftest import REPO, run_script
+from mmkd.datasets import make_digits
+
+SHORT = [
+    'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+    'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+    'train_dataloader.persistent_workers=False',
+    'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
+    'param_scheduler=[]'
+]
+
+
+def load_tool():
+    path = osp.join(REPO, 'tools', 'benchmark_methods.py')
+    sys.path.insert(0, osp.dirname(path))
+    spec = importlib.util.spec_from_file_location('benchmark_methods', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_method_benchmark_smoke(tmp_path):
+    data = str(tmp_path / 'digits')
+    make_digits(data, num_train=8, num_val=4, progress=False)
+    work = tmp_path / 'bench'
+    args = ('--methods', 'hint', '--seeds', '0', '1', '--data', data,
+            '--work-dir', str(work), '--overhead-iters', '1', '--no-memory',
+            '--cfg-options', *SHORT)
+    proc = run_script(osp.join(REPO, 'tools', 'benchmark_methods.py'), *args)
+    table = (work / 'results.md').read_text()
+    rows = [line for line in table.splitlines() if 'Faster R-CNN' in line]
+    assert [r.split('|')[2].strip() for r in rows] == [
+        'teacher', 'baseline', 'hint'
+    ]
+    assert '(2)' in rows[1] and '(1)' in rows[0]  # two seeds, one teacher
+    assert 'hint' in proc.stdout
+    results = json.loads((work / 'results.json').read_text())
+    hint = results['faster_rcnn']['hint']
+    assert len(hint['values']) == 2
+    assert hint['overhead']['ratio'] > 0
+    with Image.open(work / 'results.png') as img:
+        assert img.format == 'PNG'
+    # a second call reuses every finished run
+    again = run_script(osp.join(REPO, 'tools', 'benchmark_methods.py'),
+                       *args)
+    assert '[benchmark] faster_rcnn' not in again.stdout
+    assert again.stdout.strip().endswith(str(work))
+
+
+def test_tekap_variants_wrap_logit_and_feature_losses(tmp_path):
+    from mmengine.config import Config
+    tool = load_tool()
+    demo = osp.join(REPO, 'configs', 'demo')
+    out = tool.with_tekap(
+        osp.join(demo, 'faster_rcnn_r34_to_r18_digits_chen.py'),
+        str(tmp_path / 'chen_tekap.py'))
+    losses = Config.fromfile(out).model.losses
+    hint, soft = losses.hint, losses.soft_cls
+    assert hint.type == soft.type == 'mmkd.TeKAP'
+    assert hint.num_views == 1 and hint.noise_std == 0.1  # features
+    assert soft.num_views == 3 and soft.noise_std == 1.0  # logits
+    assert hint.loss.type == 'mmkd.FeatureHintLoss' and hint.adapter
+    assert hint.student == hint.teacher == 'neck'
+    assert soft.loss == dict(type='mmkd.WeightedSoftCELoss', bg_weight=1.5,
+                             loss_weight=0.5)
+    # bounded regression has no TeKAP preset and stays as it is
+    assert losses.bounded_reg.type == 'mmkd.BoundedRegressionLoss'
+    # LD's distribution losses have no preset: no variant
+    assert tool.with_tekap(
+        osp.join(demo, 'gfl_r34_to_r18_digits_ld.py'),
+        str(tmp_path / 'none.py')) is None

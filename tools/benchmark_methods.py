@@ -1,0 +1,304 @@
+"""Every mmkd method on the digits sets, over several seeds.
+
+    python tools/benchmark_methods.py [--seeds 0 1 2] [--methods NAME ...]
+        [--tekap] [--work-dir work_dirs/method_benchmark] [--data DIR]
+        [--no-overhead]
+
+For each student/teacher pair the chosen methods need (Faster R-CNN, GFL and
+PSPNet on the digits sets, ``configs/demo/``) it trains the teacher once
+(seed 0), then for every seed the baseline student and each method's
+distilled student with ``tools/train.py``, all on the same schedule. It reads
+each run's last validation metric, runs ``tools/benchmark.py`` on each
+method config at the digits batch (overhead ratio and peak memory), and
+writes ``results.md`` (mean ± std) and ``results.png`` in the work dir.
+``--tekap`` adds each method with TeKAP on its logit and feature losses.
+
+A finished run leaves ``result.json`` in its folder and is not trained
+again, so the command can be stopped and started again.
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+
+from quickstart import curve, data_options  # tools/ is on sys.path
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEMO = osp.join(REPO, 'configs', 'demo')
+PAIRS = {
+    'faster_rcnn':
+    dict(
+        teacher='faster_rcnn_r34_digits.py',
+        student='faster_rcnn_r18_digits.py',
+        metric='coco/bbox_mAP',
+        title='Faster R-CNN R34 -> R18, bbox mAP'),
+    'gfl':
+    dict(
+        teacher='gfl_r34_digits.py',
+        student='gfl_r18_digits.py',
+        metric='coco/bbox_mAP',
+        title='GFL R34 -> R18, bbox mAP'),
+    'pspnet':
+    dict(
+        teacher='pspnet_r34_digits.py',
+        student='pspnet_r18_digits.py',
+        metric='mIoU',
+        title='PSPNet R34 -> R18, mIoU (%)'),
+}
+# name: (pair, config in configs/demo/)
+METHODS = {
+    'hint': ('faster_rcnn', 'faster_rcnn_r34_to_r18_digits_hint.py'),
+    'chen': ('faster_rcnn', 'faster_rcnn_r34_to_r18_digits_chen.py'),
+    'kdpp': ('faster_rcnn', 'faster_rcnn_r34_to_r18_digits_nd.py'),
+    'kdpp_tekap': ('faster_rcnn', 'faster_rcnn_r34_to_r18_digits_nd_tekap.py'),
+    'ld': ('gfl', 'gfl_r34_to_r18_digits_ld.py'),
+    'seg_hint': ('pspnet', 'pspnet_r34_to_r18_digits_hint.py'),
+    'skd': ('pspnet', 'pspnet_r34_to_r18_digits_skd.py'),
+}
+# TeKAP's two presets (mmkd.TeKAP's docstring), by the wrapped loss type
+TEKAP_LOGITS = dict(num_views=3, alpha=0.1, noise_std=1.0, view_weight=0.8)
+TEKAP_FEATURES = dict(num_views=1, alpha=0.1, noise_std=0.1, view_weight=1.0)
+TEKAP_PRESETS = {
+    'WeightedSoftCELoss': TEKAP_LOGITS,
+    'KnowledgeDistillationKLDivLoss': TEKAP_LOGITS,
+    'KLDivLoss': TEKAP_LOGITS,
+    'SigmoidSoftCELoss': TEKAP_LOGITS,
+    'PixelWiseKDLoss': TEKAP_LOGITS,
+    'FeatureHintLoss': TEKAP_FEATURES,
+}
+SPEC_KEYS = ('student', 'teacher', 'adapter', 'inputs')
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='mmkd method benchmark')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument(
+        '--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
+    parser.add_argument(
+        '--tekap',
+        action='store_true',
+        help='also each method with TeKAP on top')
+    parser.add_argument(
+        '--work-dir', default=osp.join(REPO, 'work_dirs', 'method_benchmark'))
+    parser.add_argument('--data', default=osp.join(REPO, 'data', 'digits'))
+    parser.add_argument(
+        '--no-overhead',
+        action='store_true',
+        help='skip tools/benchmark.py (ratio and memory)')
+    parser.add_argument(
+        '--overhead-iters',
+        type=int,
+        default=10,
+        help='timed iterations of tools/benchmark.py')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=[],
+        help='appended to every training run (e.g. a '
+        'shorter train_cfg.max_iters for a smoke run)')
+    return parser.parse_args()
+
+
+def train(config: str, run_dir: str, pair: str, options: list, args) -> dict:
+    """Train (unless done before) and return ``{'metric', 'curve'}``."""
+    done = osp.join(run_dir, 'result.json')
+    if osp.isfile(done):
+        with open(done) as f:
+            return json.load(f)
+    metric = PAIRS[pair]['metric']
+    detection = metric.startswith('coco')
+    cmd = [
+        sys.executable,
+        osp.join(REPO, 'tools', 'train.py'), config, '--work-dir', run_dir,
+        '--cfg-options', *data_options(args.data, detection), *options,
+        *args.cfg_options
+    ]
+    print(f'[benchmark] {osp.relpath(run_dir, args.work_dir)}', flush=True)
+    with open(osp.join(_mkdir(run_dir), 'train.log'), 'w') as log:
+        proc = subprocess.run(
+            cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    points = curve(run_dir, metric)
+    if proc.returncode != 0:
+        raise RuntimeError(f'training failed ({proc.returncode}); see '
+                           f'{osp.join(run_dir, "train.log")}')
+    # CocoMetric logs nothing when no box clears the score threshold
+    result = dict(metric=points[-1][1] if points else 0.0, curve=points)
+    with open(done, 'w') as f:
+        json.dump(result, f)
+    return result
+
+
+def _mkdir(path: str) -> str:
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def with_tekap(config: str, out: str) -> str:
+    """Write ``config`` with TeKAP around its logit and feature losses."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    wrapped = []
+    for name, loss in cfg.model.losses.items():
+        kind = str(loss.get('type', '')).split('.')[-1]
+        if kind not in TEKAP_PRESETS:
+            continue
+        inner = {k: v for k, v in loss.items() if k not in SPEC_KEYS}
+        spec = {k: loss[k] for k in SPEC_KEYS if k in loss}
+        cfg.model.losses[name] = dict(
+            type='mmkd.TeKAP', **spec, **TEKAP_PRESETS[kind], loss=inner)
+        wrapped.append(name)
+    if not wrapped:
+        return None
+    cfg.dump(out)
+    return out
+
+
+def overhead(config: str, out: str, iters: int, memory: bool) -> dict:
+    """tools/benchmark.py's figures at the digits batch (8 images of
+    128x128), cached in ``out``."""
+    if osp.isfile(out):
+        with open(out) as f:
+            return json.load(f)
+    cmd = [
+        sys.executable,
+        osp.join(REPO, 'tools', 'benchmark.py'), config, '--img-size', '128',
+        '--batch-size', '8', '--iters',
+        str(iters), '--warmup',
+        str(min(3, iters)), '--json', out
+    ] + ([] if memory else ['--no-memory'])
+    print(f'[benchmark] overhead of {osp.basename(config)}', flush=True)
+    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    with open(out) as f:
+        return json.load(f)
+
+
+def summary(values: list) -> tuple:
+    mean = statistics.mean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return mean, std
+
+
+def table(results: dict) -> str:
+    lines = [
+        '| pair | run | student metric, mean ± std (seeds) | gain over '
+        'baseline | overhead ratio | peak memory, step (MiB) |',
+        '|---|---|---|---|---|---|'
+    ]
+    for pair, rows in results.items():
+        base, _ = summary(rows['baseline']['values'])
+        for run, row in rows.items():
+            if not row['values']:
+                continue
+            mean, std = summary(row['values'])
+            gain = '' if run in ('teacher', 'baseline') else \
+                f'{mean - base:+.3f}'
+            cost = row.get('overhead') or {}
+            ratio = f"{cost['ratio']:.2f}" if 'ratio' in cost else ''
+            peak = cost.get('peak_mib', {})
+            memory = (f"{peak['kd']:.0f} (student {peak['student']:.0f})"
+                      if 'kd' in peak else '')
+            n = len(row['values'])
+            lines.append(f'| {PAIRS[pair]["title"]} | {run} | {mean:.3f} ± '
+                         f'{std:.3f} ({n}) | {gain} | {ratio} | {memory} |')
+    return '\n'.join(lines)
+
+
+def plot(results: dict, out: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(
+        1, len(results), figsize=(4.5 * len(results), 4), squeeze=False)
+    for ax, (pair, rows) in zip(axes[0], results.items()):
+        runs = [r for r in rows if r != 'teacher' and rows[r]['values']]
+        stats = [summary(rows[r]['values']) for r in runs]
+        ax.bar(
+            runs, [m for m, _ in stats],
+            yerr=[s for _, s in stats],
+            capsize=4,
+            color=['tab:gray'] + ['tab:orange'] * (len(runs) - 1))
+        if 'teacher' in rows:
+            ax.axhline(
+                rows['teacher']['values'][0],
+                ls='--',
+                c='tab:blue',
+                label='teacher')
+            ax.legend(loc='lower right')
+        low = min(m - s for m, s in stats)
+        ax.set_ylim(bottom=max(0.0, low - 0.1 * abs(low)))
+        ax.set_title(PAIRS[pair]['title'], fontsize=10)
+        ax.tick_params(axis='x', rotation=30)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+
+
+def write_results(results: dict, work: str) -> str:
+    """results.md, results.json and results.png; returns the table."""
+    text = table(results)
+    with open(osp.join(work, 'results.md'), 'w') as f:
+        f.write(text + '\n')
+    with open(osp.join(work, 'results.json'), 'w') as f:
+        json.dump(results, f, indent=1)
+    plot(results, osp.join(work, 'results.png'))
+    return text
+
+
+def main():
+    args = parse_args()
+    sys.path.insert(0, REPO)
+    from mmkd.datasets import make_digits
+    if not osp.isfile(osp.join(args.data, 'meta.json')):
+        make_digits(args.data)  # an existing set is used as it is
+    work = _mkdir(args.work_dir)
+    methods = [(m, *METHODS[m]) for m in args.methods]
+    if args.tekap:
+        tekap = []
+        for name, pair, config in methods:
+            out = with_tekap(
+                osp.join(DEMO, config), osp.join(work, f'{name}_tekap.py'))
+            if out and not name.endswith('tekap'):
+                tekap.append((f'{name}+tekap', pair, out))
+        methods += tekap
+    pairs = list(dict.fromkeys(pair for _, pair, _ in methods))
+
+    results = {}
+    for pair in pairs:
+        spec = PAIRS[pair]
+        teacher = train(
+            osp.join(DEMO, spec['teacher']), osp.join(work, pair, 'teacher'),
+            pair, ['randomness.seed=0'], args)
+        ckpt = max(
+            glob.glob(osp.join(work, pair, 'teacher', 'iter_*.pth')),
+            key=osp.getmtime)
+        runs = [('baseline', osp.join(DEMO, spec['student']), [])]
+        runs += [(name, config if osp.isabs(config) else osp.join(
+            DEMO, config), [f'model.teacher.checkpoint={ckpt}'])
+                 for name, method_pair, config in methods
+                 if method_pair == pair]
+        rows = dict(teacher=dict(values=[teacher['metric']]))
+        rows.update({name: dict(values=[]) for name, _, _ in runs})
+        results[pair] = rows
+        # seeds outermost: every method has a first result early on
+        for seed in args.seeds:
+            for name, config, options in runs:
+                rows[name]['values'].append(
+                    train(config, osp.join(work, pair, f'{name}_seed{seed}'),
+                          pair, [f'randomness.seed={seed}', *options],
+                          args)['metric'])
+                text = write_results(results, work)
+        for name, config, _ in runs[1:]:
+            if not args.no_overhead:
+                rows[name]['overhead'] = overhead(
+                    config, osp.join(work, pair, f'{name}_overhead.json'),
+                    args.overhead_iters, not args.no_memory)
+        text = write_results(results, work)
+    print(text)
+    print(f'[benchmark] results.md, results.json and results.png in {work}')
+
+
+if __name__ == '__main__':
+    main()
