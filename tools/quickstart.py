@@ -1,13 +1,16 @@
 """Teacher, student and distilled student on the digits set, on a CPU.
 
     python tools/quickstart.py [--fast] [--work-dir work_dirs/quickstart]
+        [--distill configs/demo/faster_rcnn_r34_to_r18_digits_nd.py]
 
 Makes the digits data if missing (tools/make_digits.py), trains the teacher
-(or reuses ``<work-dir>/teacher/teacher.pth``), the baseline student and the
-KD++ student (configs/demo/), each with tools/train.py, evaluates them with
-mmdet's CocoMetric, prints a table and writes ``curves.png`` (validation
-mAP over iterations) and ``bars.png`` in the work dir. ``--fast`` runs a
-few iterations on a tiny set: it checks the pipeline, not the gain.
+(or reuses ``<work-dir>/teacher/teacher.pth``), the baseline student and a
+distilled student (``--distill``: any Faster R-CNN config of
+configs/demo/, hint imitation by default), each with tools/train.py and
+seed 0, evaluates them with mmdet's CocoMetric, prints a table and writes
+``curves.png`` (validation mAP over iterations) and ``bars.png`` in the
+work dir. ``--fast`` runs a few iterations on a tiny set: it checks the
+pipeline, not the gain.
 """
 import argparse
 import glob
@@ -19,60 +22,68 @@ import sys
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(REPO, 'configs', 'demo')
-RUNS = (('teacher', 'faster_rcnn_r34_digits.py'),
-        ('student', 'faster_rcnn_r18_digits.py'),
-        ('distilled', 'faster_rcnn_r34_to_r18_digits_nd.py'))
+TEACHER = osp.join(DEMO, 'faster_rcnn_r34_digits.py')
+STUDENT = osp.join(DEMO, 'faster_rcnn_r18_digits.py')
+DISTILLED = osp.join(DEMO, 'faster_rcnn_r34_to_r18_digits_hint.py')
 METRIC = 'coco/bbox_mAP'
 
 
-def data_options(root: str) -> list:
+def data_options(root: str, detection: bool = True) -> list:
+    """--cfg-options pointing a digits config at the set in ``root``."""
     root = root.rstrip('/') + '/'
-    return [
-        f'train_dataloader.dataset.data_root={root}',
-        f'val_dataloader.dataset.data_root={root}',
-        f'test_dataloader.dataset.data_root={root}',
-        f'val_evaluator.ann_file={root}annotations/val.json',
-        f'test_evaluator.ann_file={root}annotations/val.json',
+    opts = [
+        f'{split}_dataloader.dataset.data_root={root}'
+        for split in ('train', 'val', 'test')
     ]
+    if detection:  # CocoMetric reads the annotations itself
+        opts += [
+            f'{split}_evaluator.ann_file={root}annotations/val.json'
+            for split in ('val', 'test')
+        ]
+    return opts
 
 
-def fast_options(name: str) -> list:
+def fast_options(config: str) -> list:
+    from mmengine.config import Config
     opts = [
         'train_cfg.max_iters=6', 'train_cfg.val_interval=6',
         'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False',
         'val_dataloader.num_workers=0',
-        'val_dataloader.persistent_workers=False',
-        'param_scheduler=[]', 'default_hooks.logger.interval=2'
+        'val_dataloader.persistent_workers=False', 'param_scheduler=[]',
+        'default_hooks.logger.interval=2'
     ]
-    if name == 'distilled':
-        opts.append('custom_hooks.2.num_iters=2')
+    for i, hook in enumerate(Config.fromfile(config).get('custom_hooks', [])):
+        if 'TeacherCentroidHook' in str(hook.get('type')):
+            opts.append(f'custom_hooks.{i}.num_iters=2')
     return opts
 
 
 def train(name: str, config: str, work_dir: str, options: list) -> str:
     run_dir = osp.join(work_dir, name)
-    cmd = [sys.executable, osp.join(REPO, 'tools', 'train.py'),
-           osp.join(DEMO, config), '--work-dir', run_dir, '--cfg-options',
-           *options]
+    cmd = [
+        sys.executable,
+        osp.join(REPO, 'tools', 'train.py'), config, '--work-dir', run_dir,
+        '--cfg-options', *options
+    ]
     print(f'[quickstart] training the {name}', flush=True)
     subprocess.run(cmd, check=True, cwd=REPO)
     return run_dir
 
 
-def curve(run_dir: str) -> list:
-    """``[(iteration, mAP), ...]`` from the run's last scalars.json."""
-    logs = sorted(glob.glob(osp.join(run_dir, '*', 'vis_data',
-                                     'scalars.json')))
+def curve(run_dir: str, metric: str = METRIC) -> list:
+    """``[(iteration, value), ...]`` of ``metric`` from the run's last
+    scalars.json; empty when it was never logged (CocoMetric logs nothing
+    when no box clears the score threshold)."""
+    logs = sorted(
+        glob.glob(osp.join(run_dir, '*', 'vis_data', 'scalars.json')))
     points = []
-    with open(logs[-1]) as f:
-        for line in f:
-            record = json.loads(line)
-            if METRIC in record:
-                points.append((record['step'], record[METRIC]))
-    if not points:  # CocoMetric logs nothing when no box clears the score
-        print(f'[quickstart] {run_dir}: no detections, mAP taken as 0')
-        points.append((0, 0.0))
+    if logs:
+        with open(logs[-1]) as f:
+            for line in f:
+                record = json.loads(line)
+                if metric in record:
+                    points.append((record['step'], record[metric]))
     return points
 
 
@@ -91,8 +102,9 @@ def plot(curves: dict, work_dir: str) -> None:
     fig.savefig(osp.join(work_dir, 'curves.png'))
     fig, ax = plt.subplots(figsize=(5, 4))
     names = list(curves)
-    ax.bar(names, [curves[n][-1][1] for n in names],
-           color=['tab:gray', 'tab:blue', 'tab:orange'])
+    ax.bar(
+        names, [curves[n][-1][1] for n in names],
+        color=['tab:gray', 'tab:blue', 'tab:orange'])
     ax.set_ylabel('final val bbox mAP')
     fig.tight_layout()
     fig.savefig(osp.join(work_dir, 'bars.png'))
@@ -100,10 +112,16 @@ def plot(curves: dict, work_dir: str) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description='mmkd quick start')
-    parser.add_argument('--fast', action='store_true',
-                        help='a few iterations on a tiny set (a smoke run)')
+    parser.add_argument(
+        '--fast',
+        action='store_true',
+        help='a few iterations on a tiny set (a smoke run)')
     parser.add_argument('--work-dir', default=None)
     parser.add_argument('--data', default=None, help='digits data folder')
+    parser.add_argument(
+        '--distill',
+        default=DISTILLED,
+        help='the distillation config of the third run')
     args = parser.parse_args()
     work_dir = args.work_dir or osp.join(
         REPO, 'work_dirs', 'quickstart_fast' if args.fast else 'quickstart')
@@ -116,10 +134,12 @@ def main():
 
     teacher_ckpt = osp.join(work_dir, 'teacher', 'teacher.pth')
     curves = {}
-    for name, config in RUNS:
-        options = data_options(data)
+    runs = (('teacher', TEACHER), ('student', STUDENT), ('distilled',
+                                                         args.distill))
+    for name, config in runs:
+        options = data_options(data) + ['randomness.seed=0']
         if args.fast:
-            options += fast_options(name)
+            options += fast_options(config)
         if name == 'distilled':
             options.append(f'model.teacher.checkpoint={teacher_ckpt}')
         if name == 'teacher' and osp.isfile(teacher_ckpt):
@@ -128,16 +148,21 @@ def main():
         else:
             run_dir = train(name, config, work_dir, options)
         if name == 'teacher' and not osp.isfile(teacher_ckpt):
-            last = max(glob.glob(osp.join(run_dir, 'iter_*.pth')),
-                       key=osp.getmtime)
+            last = max(
+                glob.glob(osp.join(run_dir, 'iter_*.pth')), key=osp.getmtime)
             shutil.copy(last, teacher_ckpt)
         curves[name] = curve(run_dir)
+        if not curves[name]:
+            print(f'[quickstart] {run_dir}: no detections, mAP taken as 0')
+            curves[name] = [(0, 0.0)]
 
     final = {n: c[-1][1] for n, c in curves.items()}
-    lines = ['| model | val bbox mAP |', '|---|---|']
-    lines += [f'| {n} | {v:.3f} |' for n, v in final.items()]
+    lines = ['| model | config | val bbox mAP |', '|---|---|---|']
+    lines += [
+        f'| {n} | {osp.basename(c)} | {final[n]:.3f} |' for n, c in runs
+    ]
     gain = final['distilled'] - final['student']
-    lines.append(f'| gain (distilled - student) | {gain:+.3f} |')
+    lines.append(f'| gain (distilled - student) | | {gain:+.3f} |')
     table = '\n'.join(lines)
     print(table)
     with open(osp.join(work_dir, 'results.md'), 'w') as f:

@@ -20,4 +20,16 @@ def test_fast_quickstart_end_to_end(tmp_path):
             assert img.format == 'PNG' and img.size[0] > 100
     assert (work / 'teacher' / 'teacher.pth').exists()
     assert (work / 'distilled' / 'student.pth').exists()
+    assert 'faster_rcnn_r34_to_r18_digits_hint.py' in table
+
+
+def test_fast_quickstart_with_a_centroid_hook(tmp_path):
+    # --distill takes any demo config; its centroid hook gets 2 batches
+    work = tmp_path / 'qs'
+    run_script(
+        osp.join(REPO, 'tools', 'quickstart.py'), '--fast', '--work-dir',
+        str(work), '--data', str(tmp_path / 'digits'), '--distill',
+        osp.join(REPO, 'configs', 'demo',
+                 'faster_rcnn_r34_to_r18_digits_nd.py'))
     assert (work / 'distilled' / 'roi_centers.pth').exists()
+    assert 'digits_nd.py' in (work / 'results.md').read_text()
