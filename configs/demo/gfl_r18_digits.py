@@ -58,5 +58,3 @@ model = dict(
         score_thr=0.05,
         nms=dict(type='nms', iou_threshold=0.6),
         max_per_img=20))
-# GFL's own rate (0.01 at batch 16) scaled up as for Faster R-CNN
-optim_wrapper = dict(optimizer=dict(lr=0.02))
