@@ -12,5 +12,3 @@ param_scheduler = [
     dict(type='MultiStepLR', by_epoch=False, milestones=[600], gamma=0.1)
 ]
 default_hooks = dict(checkpoint=dict(interval=200))
-# the teacher trained stably at twice the students' rate (0.728 mAP)
-optim_wrapper = dict(optimizer=dict(lr=0.04))
