@@ -183,11 +183,13 @@ def summary(values: list) -> tuple:
 
 
 def table(results: dict) -> str:
-    lines = [
-        '| pair | run | student metric, mean ± std (seeds) | gain over '
-        'baseline | overhead ratio | peak memory, step (MiB) |',
-        '|---|---|---|---|---|---|'
-    ]
+    costs = any('overhead' in row for rows in results.values()
+                for row in rows.values())
+    head = ['pair', 'run', 'student metric, mean ± std (seeds)',
+            'gain over baseline']
+    if costs:
+        head += ['overhead ratio', 'peak memory, step (MiB over idle)']
+    lines = ['| ' + ' | '.join(head) + ' |', '|---' * len(head) + '|']
     for pair, rows in results.items():
         base, _ = summary(rows['baseline']['values'])
         for run, row in rows.items():
@@ -196,14 +198,17 @@ def table(results: dict) -> str:
             mean, std = summary(row['values'])
             gain = '' if run in ('teacher', 'baseline') else \
                 f'{mean - base:+.3f}'
-            cost = row.get('overhead') or {}
-            ratio = f"{cost['ratio']:.2f}" if 'ratio' in cost else ''
-            peak = cost.get('peak_mib', {})
-            memory = (f"{peak['kd']:.0f} (student {peak['student']:.0f})"
-                      if 'kd' in peak else '')
-            n = len(row['values'])
-            lines.append(f'| {PAIRS[pair]["title"]} | {run} | {mean:.3f} ± '
-                         f'{std:.3f} ({n}) | {gain} | {ratio} | {memory} |')
+            cells = [PAIRS[pair]['title'], run,
+                     f'{mean:.3f} ± {std:.3f} ({len(row["values"])})', gain]
+            if costs:
+                cost = row.get('overhead') or {}
+                peak = cost.get('peak_mib', {})
+                cells += [
+                    f"{cost['ratio']:.2f}" if 'ratio' in cost else '',
+                    f"{peak['kd']:.0f} (student {peak['student']:.0f})"
+                    if 'kd' in peak else ''
+                ]
+            lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
 
@@ -227,9 +232,8 @@ def plot(results: dict, out: str) -> None:
                 ls='--',
                 c='tab:blue',
                 label='teacher')
-            ax.legend(loc='lower right')
-        low = min(m - s for m, s in stats)
-        ax.set_ylim(bottom=max(0.0, low - 0.1 * abs(low)))
+            ax.legend(loc='upper left', fontsize=8)
+        ax.set_ylim(bottom=0.0)
         ax.set_title(PAIRS[pair]['title'], fontsize=10)
         ax.tick_params(axis='x', rotation=30)
     fig.tight_layout()
