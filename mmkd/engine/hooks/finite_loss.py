@@ -27,11 +27,12 @@ class FiniteLossHook(Hook):
                          batch_idx: int,
                          data_batch=None,
                          outputs=None) -> None:
-        bad = {
-            key: float(value)
+        values = {
+            key: float(value.detach()) if hasattr(value, 'detach') else
+            float(value)
             for key, value in (outputs or {}).items()
-            if not math.isfinite(float(value))
         }
+        bad = {k: v for k, v in values.items() if not math.isfinite(v)}
         if not bad:
             return
         last = runner.message_hub.get_info('last_ckpt')
