@@ -1,7 +1,7 @@
 from .bounded_regression import BoundedRegressionLoss
 from .hint import FeatureHintLoss
-from .kl_div import KLDivLoss
 from .holistic import HolisticCritic, HolisticKDLoss, critic_loss
+from .kl_div import KLDivLoss
 from .ld import LDLoss
 from .nd import NDLoss
 from .pair_wise import PairWiseKDLoss
