@@ -95,6 +95,10 @@ def parse_args():
         default=10,
         help='timed iterations of tools/benchmark.py')
     parser.add_argument(
+        '--no-memory',
+        action='store_true',
+        help='tools/benchmark.py --no-memory (no peak memory on CPU)')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         default=[],
