@@ -57,6 +57,11 @@ def _down(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(spectral_norm(conv), nn.LeakyReLU(0.1))
 
 
+#: What the critic reads: raw logits through a trainable BatchNorm (the
+#: official code) or softmax probabilities (the paper's ``Q``).
+INPUT_TYPES = ('logits', 'probs')
+
+
 @MODELS.register_module()
 class HolisticCritic(nn.Module):
     """WGAN-GP critic that scores a segmentation map, optionally
@@ -65,22 +70,31 @@ class HolisticCritic(nn.Module):
     The discriminator of `Structured Knowledge Distillation for Semantic
     Segmentation <https://arxiv.org/abs/1903.04197>`_ (Liu et al., CVPR 2019;
     TPAMI 2020 as "Structured Knowledge Distillation for Dense Prediction"),
-    after the official ``networks/sagan_models.py``: four spectral-norm 4x4
-    stride-2 convolutions (``b, 2b, 4b, 8b`` channels, LeakyReLU 0.1) with
-    self-attention after the third and the fourth, then a plain convolution
-    to one channel.
+    after the official ``networks/sagan_models.py`` (``Discriminator``):
+    four spectral-norm 4x4 stride-2 convolutions (``b, 2b, 4b, 8b`` channels,
+    LeakyReLU 0.1) with self-attention after the third and the fourth, then
+    a plain convolution to one channel.
 
-    Departures from the official code: the input is the softmax
-    probabilities (the paper's ``Q``), not raw logits passed through a
-    BN / tanh / affine preprocessing; the image, when used, is resized
-    (bilinear) to the map and concatenated on channels, as in the paper's
-    conditional critic (the official code feeds the map alone); the last
-    layer is a 3x3 "same" convolution averaged over positions instead of a
-    4x4 valid one sized for 65x65 inputs, so any map of at least 16x16 gets
-    one score.
+    ``input_type='logits'`` (the official default, ``preprocess_GAN_mode=1``)
+    takes the raw class logits and normalises them with a trainable
+    ``BatchNorm2d(num_classes)`` first; in training mode it uses the
+    statistics of each call's batch, so the teacher's, the student's and the
+    interpolated maps are each normalised on their own, as officially.
+    ``input_type='probs'`` takes softmax probabilities with no
+    preprocessing; with ``in_image_channels=3`` it is the image-conditioned
+    critic of the paper's text (the image resized bilinearly to the map and
+    concatenated on channels), which the official code does not use.
+
+    Departures from the official code: the last layer is a 3x3 "same"
+    convolution averaged over positions instead of a 4x4 valid one sized for
+    65x65 maps, so any map of at least 16x16 gets one score; spectral norm is
+    torch's (its power iteration stops in eval mode, the official one runs on
+    every forward).
 
     Args:
-        num_classes (int): Channels of the probability maps.
+        num_classes (int): Channels of the class maps.
+        input_type (str): ``'logits'`` or ``'probs'`` (see above). Defaults
+            to ``'logits'``.
         in_image_channels (int): Channels of the image to concatenate, 0 for
             none. Defaults to 0.
         base_channels (int): Width ``b`` of the first convolution.
@@ -88,14 +102,18 @@ class HolisticCritic(nn.Module):
 
     Example:
         >>> import torch
-        >>> critic = HolisticCritic(3, in_image_channels=3, base_channels=8)
-        >>> probs = torch.randn(2, 3, 16, 16).softmax(dim=1)
-        >>> critic(probs, torch.rand(2, 3, 128, 128)).shape
+        >>> critic = HolisticCritic(3, base_channels=8)
+        >>> logits = torch.randn(2, 3, 16, 16)
+        >>> critic(logits).shape
         torch.Size([2])
+        >>> norm = critic.preprocess  # BatchNorm2d on batch statistics
+        >>> torch.allclose(norm(logits), norm(3 * logits + 1), atol=1e-4)
+        True
     """
 
     def __init__(self,
                  num_classes: int,
+                 input_type: str = 'logits',
                  in_image_channels: int = 0,
                  base_channels: int = 64) -> None:
         super().__init__()
@@ -107,8 +125,15 @@ class HolisticCritic(nn.Module):
             if not isinstance(value, int) or value < low:
                 raise ValueError(
                     f'{key} must be an int >= {low}, got {key}={value!r}')
+        if input_type not in INPUT_TYPES:
+            raise ValueError(f'input_type must be one of {INPUT_TYPES}, got '
+                             f'input_type={input_type!r}')
         self.num_classes = num_classes
+        self.input_type = input_type
         self.in_image_channels = in_image_channels
+        self.preprocess = (
+            nn.BatchNorm2d(num_classes)
+            if input_type == 'logits' else nn.Identity())
         b = base_channels
         self.features = nn.Sequential(
             _down(num_classes + in_image_channels, b), _down(b, 2 * b),
@@ -116,32 +141,30 @@ class HolisticCritic(nn.Module):
             SelfAttention(8 * b))
         self.score = nn.Conv2d(8 * b, 1, kernel_size=3, padding=1)
 
-    def forward(self,
-                probs: Tensor,
-                images: Optional[Tensor] = None) -> Tensor:
+    def forward(self, maps: Tensor, images: Optional[Tensor] = None) -> Tensor:
         """Score ``(N, num_classes, H, W)`` maps; return shape ``(N,)``."""
-        self._check(probs, images)
-        x = probs
+        self._check(maps, images)
+        x = self.preprocess(maps)
         if self.in_image_channels:
             images = F.interpolate(
-                images.to(probs.dtype),
-                size=probs.shape[-2:],
+                images.to(maps.dtype),
+                size=maps.shape[-2:],
                 mode='bilinear',
                 align_corners=False)
-            x = torch.cat([probs, images], dim=1)
+            x = torch.cat([x, images], dim=1)
         return self.score(self.features(x)).mean(dim=(1, 2, 3))
 
-    def _check(self, probs: Tensor, images: Optional[Tensor]) -> None:
+    def _check(self, maps: Tensor, images: Optional[Tensor]) -> None:
         """Raise a ValueError naming the shapes of bad inputs."""
-        if probs.dim() != 4 or probs.shape[1] != self.num_classes:
+        if maps.dim() != 4 or maps.shape[1] != self.num_classes:
             raise ValueError(
                 f'HolisticCritic(num_classes={self.num_classes}) needs '
                 f'(N, {self.num_classes}, H, W) maps, got '
-                f'{tuple(probs.shape)}')
-        if min(probs.shape[-2:]) < MIN_MAP_SIZE:
+                f'{tuple(maps.shape)}')
+        if min(maps.shape[-2:]) < MIN_MAP_SIZE:
             raise ValueError(
                 f'HolisticCritic needs maps of at least {MIN_MAP_SIZE}x'
-                f'{MIN_MAP_SIZE}, got {tuple(probs.shape[-2:])}: upsample '
+                f'{MIN_MAP_SIZE}, got {tuple(maps.shape[-2:])}: upsample '
                 'the maps first')
         if not self.in_image_channels:
             if images is not None:
@@ -149,43 +172,43 @@ class HolisticCritic(nn.Module):
                     'images given to a HolisticCritic built with '
                     'in_image_channels=0: set in_image_channels=3')
             return
-        expected = (probs.shape[0], self.in_image_channels)
+        expected = (maps.shape[0], self.in_image_channels)
         if images is None or images.dim() != 4 or images.shape[:2] != expected:
             got = None if images is None else tuple(images.shape)
             raise ValueError(
                 f'HolisticCritic(in_image_channels={self.in_image_channels})'
                 f' needs images of shape ({expected[0]}, {expected[1]}, H, W)'
-                f' for maps {tuple(probs.shape)}, got {got}')
+                f' for maps {tuple(maps.shape)}, got {got}')
 
 
-def _score(critic: nn.Module, probs: Tensor,
+def _score(critic: nn.Module, maps: Tensor,
            images: Optional[Tensor]) -> Tensor:
-    """``critic(probs)`` or ``critic(probs, images)``."""
-    return critic(probs) if images is None else critic(probs, images)
+    """``critic(maps)`` or ``critic(maps, images)``."""
+    return critic(maps) if images is None else critic(maps, images)
 
 
 def gradient_penalty(critic: nn.Module,
-                     probs_s: Tensor,
-                     probs_t: Tensor,
+                     maps_s: Tensor,
+                     maps_t: Tensor,
                      images: Optional[Tensor] = None) -> Tensor:
     """WGAN-GP penalty ``mean_n (||grad_x D(x_n)||_2 - 1)^2`` on random
-    interpolates ``x = alpha Q_t + (1 - alpha) Q_s``.
+    interpolates ``x = alpha M_t + (1 - alpha) M_s`` of the critic's inputs.
 
     ``alpha ~ U(0, 1)`` is drawn per sample as ``torch.rand(N, 1, 1, 1)``
-    (as the official code); both maps are detached and the gradient is taken
-    with respect to the maps only (the image is a fixed condition). The
-    graph is kept so that the penalty trains the critic. `Improved Training
-    of Wasserstein GANs <https://arxiv.org/abs/1704.00028>`_ (Gulrajani et
-    al., NeurIPS 2017).
+    (as the official ``CriterionAdditionalGP``); both maps are detached and
+    the gradient is taken with respect to the maps only (the image is a
+    fixed condition). The graph is kept so that the penalty trains the
+    critic. `Improved Training of Wasserstein GANs
+    <https://arxiv.org/abs/1704.00028>`_ (Gulrajani et al., NeurIPS 2017).
 
     Example:
         >>> import torch
         >>> critic = lambda x: 2 * x.flatten(1).sum(1)  # gradient norm 2
-        >>> probs = torch.rand(3, 1, 1, 1)
-        >>> float(gradient_penalty(critic, probs, probs))
+        >>> maps = torch.rand(3, 1, 1, 1)
+        >>> float(gradient_penalty(critic, maps, maps))
         1.0
     """
-    real, fake = probs_t.detach(), probs_s.detach()
+    real, fake = maps_t.detach(), maps_s.detach()
     alpha = torch.rand(
         real.shape[0], 1, 1, 1, dtype=real.dtype, device=real.device)
     mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
@@ -196,61 +219,66 @@ def gradient_penalty(critic: nn.Module,
 
 
 def critic_loss(critic: nn.Module,
-                probs_s: Tensor,
-                probs_t: Tensor,
+                maps_s: Tensor,
+                maps_t: Tensor,
                 images: Optional[Tensor] = None,
-                gp_weight: float = 10.0) -> Tensor:
+                gp_weight: float = 10.0,
+                loss_weight: float = 1.0) -> Tensor:
     """The critic's WGAN-GP loss
-    ``E[D(Q_s)] - E[D(Q_t)] + gp_weight * GP``.
+    ``loss_weight * (E[D(M_s)] - E[D(M_t)] + gp_weight * GP)``.
 
     The teacher's maps are the "real" samples, the student's the "fake"
-    ones. Both (and the images) are detached, so only the critic gets
-    gradients; step it with its own optimizer (lr 4e-4 in the paper).
-    ``gp_weight`` is the paper's ``lambda_gp = 10``. The official code
-    additionally scales this loss by ``lambda_d = 0.1``; with plain SGD that
-    only rescales the critic's learning rate, so it is left to the
-    optimizer here. See :func:`gradient_penalty`.
+    ones; ``M`` is what the critic reads (logits or probabilities). Both
+    (and the images) are detached, so only the critic gets gradients; step
+    it with its own optimizer. ``gp_weight`` is the paper's
+    ``lambda_gp = 10``; the official ``discriminator_backward`` scales the
+    whole loss, penalty included, by ``lambda_d = 0.1`` (``loss_weight``;
+    :class:`StructuredDistiller` passes its ``critic_loss_weight``). See
+    :func:`gradient_penalty`.
 
     Example:
         >>> import torch
         >>> critic = HolisticCritic(num_classes=2, base_channels=4)
-        >>> probs_s = torch.randn(2, 2, 16, 16).softmax(dim=1)
-        >>> probs_t = torch.randn(2, 2, 16, 16).softmax(dim=1)
-        >>> critic_loss(critic, probs_s, probs_t).backward()
+        >>> logits_s = torch.randn(2, 2, 16, 16)
+        >>> logits_t = torch.randn(2, 2, 16, 16)
+        >>> critic_loss(critic, logits_s, logits_t, loss_weight=0.1).backward()
         >>> critic.score.weight.grad is not None
         True
     """
-    if probs_s.shape != probs_t.shape:
+    if maps_s.shape != maps_t.shape:
         raise ValueError(
             'critic_loss needs student and teacher maps of the same shape, '
-            f'got student {tuple(probs_s.shape)} and teacher '
-            f'{tuple(probs_t.shape)}')
+            f'got student {tuple(maps_s.shape)} and teacher '
+            f'{tuple(maps_t.shape)}')
     if images is not None:
         images = images.detach()
     loss = (
-        _score(critic, probs_s.detach(), images).mean() -
-        _score(critic, probs_t.detach(), images).mean())
+        _score(critic, maps_s.detach(), images).mean() -
+        _score(critic, maps_t.detach(), images).mean())
     if gp_weight:
-        loss = loss + gp_weight * gradient_penalty(critic, probs_s, probs_t,
+        loss = loss + gp_weight * gradient_penalty(critic, maps_s, maps_t,
                                                    images)
-    return loss
+    return loss_weight * loss
 
 
 @MODELS.register_module()
 class HolisticKDLoss(nn.Module):
-    """The student's adversarial term ``-loss_weight * E[D(Q_s)]``.
+    """The student's adversarial term ``-loss_weight * E[D(M_s)]``.
 
     The holistic term of `Structured Knowledge Distillation for Semantic
     Segmentation <https://arxiv.org/abs/1903.04197>`_ (Liu et al., CVPR 2019;
     TPAMI 2020 as "Structured Knowledge Distillation for Dense Prediction"),
-    ``lambda_d = 0.1``. The student's maps are *not* detached: the gradient
-    flows through the critic into the student. The critic is run with
-    detached copies of its parameters, so its parameters receive no
-    gradient from this term (its buffers, e.g. spectral-norm power
-    iterations, update as in any forward); pass the bare critic module, not
-    a DDP wrapper. The distiller steps only the student's optimizer on this
-    term and updates the critic separately with :func:`critic_loss`,
-    alternating the two.
+    ``lambda_d = 0.1`` (official ``CriterionAdvForG`` times ``lambda_d``).
+    ``M_s`` is the student's map in the form the critic reads: raw logits
+    for the official ``input_type='logits'`` critic, which normalises them
+    with its own BatchNorm exactly as it does the teacher's. The student's
+    maps are *not* detached: the gradient flows through the critic into the
+    student. The critic is run with detached copies of its parameters, so
+    its parameters receive no gradient from this term (its buffers, e.g.
+    BatchNorm statistics and spectral-norm power iterations, update as in
+    any forward); pass the bare critic module, not a DDP wrapper. The
+    distiller steps only the student's optimizer on this term and updates
+    the critic separately with :func:`critic_loss`, alternating the two.
 
     Args:
         loss_weight (float): Weight ``lambda_d`` of the loss. Defaults
@@ -260,7 +288,7 @@ class HolisticKDLoss(nn.Module):
         >>> import torch
         >>> critic = HolisticCritic(num_classes=3, base_channels=8)
         >>> logits_s = torch.randn(2, 3, 16, 16, requires_grad=True)
-        >>> HolisticKDLoss()(logits_s.softmax(dim=1), critic).backward()
+        >>> HolisticKDLoss()(logits_s, critic).backward()
         >>> logits_s.grad is not None, critic.score.weight.grad is None
         (True, True)
     """
@@ -270,7 +298,7 @@ class HolisticKDLoss(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self,
-                probs_s: Tensor,
+                maps_s: Tensor,
                 critic: nn.Module,
                 images: Optional[Tensor] = None) -> Tensor:
         """Score the student's maps with a frozen view of ``critic``."""
@@ -278,6 +306,6 @@ class HolisticKDLoss(nn.Module):
             name: param.detach()
             for name, param in critic.named_parameters()
         }
-        args = (probs_s, ) if images is None else (probs_s, images.detach())
+        args = (maps_s, ) if images is None else (maps_s, images.detach())
         scores = functional_call(critic, frozen, args)
         return -self.loss_weight * scores.mean()

@@ -1,5 +1,8 @@
+import copy
+
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.testing import assert_close
 
@@ -40,9 +43,73 @@ def maps(n=2, c=3, size=16, requires_grad=False):
     return logits, logits.softmax(dim=1)
 
 
+def official_critic_loss(critic,
+                         logits_s,
+                         logits_t,
+                         lambda_d=0.1,
+                         lambda_gp=10.):
+    """Transcription of the official ``NetModel.discriminator_backward``:
+    ``lambda_d * CriterionAdv + lambda_d * CriterionAdditionalGP``."""
+    d_real = critic(logits_t.detach())
+    d_fake = critic(logits_s.detach())
+    adv = -torch.mean(d_real) + d_fake.mean()
+    n = logits_t.size(0)
+    alpha = torch.rand(n, 1, 1, 1).expand_as(logits_t)
+    mixed = alpha * logits_t.detach() + (1 - alpha) * logits_s.detach()
+    mixed.requires_grad_(True)
+    out = critic(mixed)
+    grad = torch.autograd.grad(
+        outputs=out,
+        inputs=mixed,
+        grad_outputs=torch.ones(out.size()),
+        retain_graph=True,
+        create_graph=True)[0]
+    grad_l2norm = torch.sqrt(torch.sum(grad.view(n, -1)**2, dim=1))
+    gp = torch.mean((grad_l2norm - 1)**2)
+    return lambda_d * adv + lambda_d * lambda_gp * gp
+
+
+def fixed_sigma(critic):
+    """The critic in train mode (batch-statistics BatchNorm) with its
+    spectral norms frozen, so that repeated calls are the same function."""
+    critic.train()
+    critic.features.eval()
+    return critic
+
+
+def test_critic_reads_logits_through_batch_norm_by_default():
+    torch.manual_seed(0)
+    critic = fixed_sigma(HolisticCritic(3, base_channels=4))
+    assert critic.input_type == 'logits'
+    norm = critic.preprocess
+    assert isinstance(norm, nn.BatchNorm2d) and norm.num_features == 3
+    assert norm.weight in set(critic.parameters())  # trained with the critic
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 2.)
+        norm.bias.uniform_(-1., 1.)
+    logits, _ = maps(n=3)
+    # official Discriminator.forward: preprocess_additional (BatchNorm2d on
+    # the batch's statistics), then the convolutions
+    x = F.batch_norm(
+        logits, None, None, norm.weight, norm.bias, training=True, eps=1e-5)
+    expected = critic.score(critic.features(x)).mean(dim=(1, 2, 3))
+    assert_close(critic(logits), expected)
+    # so a per-class affine change of the logits is normalised away
+    scale = torch.tensor([2., 5., .5]).view(1, 3, 1, 1)
+    assert_close(
+        critic(scale * logits - 3.), critic(logits), atol=1e-4, rtol=1e-4)
+
+
+def test_critic_on_probabilities_has_no_preprocessing():
+    critic = HolisticCritic(3, input_type='probs', base_channels=4)
+    assert isinstance(critic.preprocess, nn.Identity)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in critic.modules())
+
+
 def test_critic_scores_each_sample():
     torch.manual_seed(0)
-    critic = HolisticCritic(3, in_image_channels=3, base_channels=4)
+    critic = HolisticCritic(
+        3, input_type='probs', in_image_channels=3, base_channels=4)
     _, probs = maps()
     images = torch.rand(2, 3, 64, 48)
     scores = critic(probs, images)
@@ -99,6 +166,9 @@ def test_critic_bad_inputs_raise():
         HolisticCritic(0)
     with pytest.raises(ValueError, match='in_image_channels=-1'):
         HolisticCritic(3, in_image_channels=-1)
+    with pytest.raises(
+            ValueError, match=r"'logits', 'probs'.*input_type='softmax'"):
+        HolisticCritic(3, input_type='softmax')
 
 
 def test_gradient_penalty_of_linear_critic():
@@ -168,9 +238,28 @@ def test_critic_loss_value():
         critic_loss(critic, probs_s, torch.rand(2, 3, 32, 32))
 
 
+def test_critic_loss_matches_official_discriminator_loss():
+    torch.manual_seed(0)
+    critic = fixed_sigma(HolisticCritic(3, base_channels=4))
+    logits_s, _ = maps(n=3)
+    logits_t, _ = maps(n=3)
+    twin = copy.deepcopy(critic)
+    torch.manual_seed(1)
+    loss = critic_loss(critic, logits_s, logits_t, loss_weight=0.1)
+    torch.manual_seed(1)
+    expected = official_critic_loss(twin, logits_s, logits_t)
+    assert_close(loss, expected)
+    loss.backward()
+    expected.backward()
+    for (name, param), twin_param in zip(critic.named_parameters(),
+                                         twin.parameters()):
+        assert_close(param.grad, twin_param.grad, msg=name)
+    assert critic.preprocess.weight.grad.abs().sum() > 0
+
+
 def test_critic_learns_to_prefer_teacher_maps():
     torch.manual_seed(0)
-    critic = HolisticCritic(2, base_channels=4)
+    critic = HolisticCritic(2, input_type='probs', base_channels=4)
     optim = torch.optim.Adam(critic.parameters(), lr=1e-3)
     probs_s = torch.full((4, 2, 16, 16), 0.5)  # unsure student
     probs_t = (torch.rand(4, 1, 16, 16) > 0.5).float()
@@ -193,6 +282,24 @@ def test_holistic_loss_value_and_gradients_of_linear_critic():
     assert critic.weight.grad is None
     expected = -0.1 * critic.weight.detach().expand(2, 3, 4, 4) / 2
     assert_close(probs_s.grad, expected)
+
+
+def test_holistic_loss_matches_official_student_term():
+    """Official ``student_backward``: ``lambda_d * CriterionAdvForG`` on the
+    critic's score of the student's raw logits."""
+    torch.manual_seed(0)
+    critic = fixed_sigma(HolisticCritic(3, base_channels=4))
+    logits_s, _ = maps(n=3, requires_grad=True)
+    twin_logits = logits_s.detach().clone().requires_grad_(True)
+    loss = HolisticKDLoss()(logits_s, critic)
+    expected = 0.1 * -critic(twin_logits).mean()
+    assert_close(loss, expected)
+    critic.zero_grad()
+    loss.backward()
+    assert all(param.grad is None for param in critic.parameters())
+    expected.backward()
+    assert_close(logits_s.grad, twin_logits.grad)
+    assert logits_s.grad.abs().sum() > 0
 
 
 def test_holistic_loss_reaches_student_not_critic():
@@ -219,5 +326,7 @@ def test_builds_from_registry():
     assert isinstance(critic, HolisticCritic)
     assert critic.features[0][0].in_channels == 22
     assert critic.features[0][0].out_channels == 64
+    assert critic.input_type == 'logits'
+    assert critic.preprocess.num_features == 19
     loss = MODELS.build(dict(type='mmkd.HolisticKDLoss'))
     assert loss.loss_weight == 0.1
