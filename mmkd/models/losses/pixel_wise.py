@@ -2,33 +2,44 @@
 CVPR 2019 / TPAMI 2020)."""
 from typing import Optional
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 
+#: ``'batch_sum'``: the official sum over images of per-image pixel means.
+REDUCTIONS = ('mean', 'batch_sum')
+
 
 @MODELS.register_module()
 class PixelWiseKDLoss(nn.Module):
     """Cross-entropy of the student's class distribution against the
-    teacher's, averaged over the labelled pixels.
+    teacher's, over the labelled pixels.
 
-    ``loss = loss_weight * T^2 * mean_valid_pixels(-sum_c p_t,c log p_s,c)``
-    with ``p = softmax(z / T)``: the pixel-wise term of `Structured Knowledge
+    ``loss = loss_weight * T^2 * reduce(-sum_c p_t,c log p_s,c)`` with
+    ``p = softmax(z / T)``: the pixel-wise term of `Structured Knowledge
     Distillation for Semantic Segmentation
     <https://arxiv.org/abs/1903.04197>`_ (Liu et al., CVPR 2019; TPAMI 2020
-    as "Structured Knowledge Distillation for Dense Prediction"). The paper
-    uses ``T = 1`` and ``loss_weight = 10``.
+    as "Structured Knowledge Distillation for Dense Prediction"), official
+    ``utils/criterion.py`` ``CriterionPixelWise`` (``lambda_pi = 10``,
+    ``T = 1``). Two reductions:
 
-    Departures from the official code (``CriterionPixelWise``), which sums
-    over all ``N * H * W`` pixels and divides by ``H * W``:
+    - ``'batch_sum'`` is the official one: each image's cross-entropy summed
+      over its pixels and divided by ``H * W``, then summed over the images
+      of the (per-GPU) batch, so the term grows with the batch size ``N``;
+    - ``'mean'`` averages over the batch's labelled pixels; it is the
+      official value divided by ``N``, independent of the batch. The
+      official runs (``run_train_val.sh``) put 8 images on one GPU, so
+      ``loss_weight = 80`` with ``'mean'`` reproduces their strength
+      (``10 x 8``) on any split of 8 images over GPUs; this is what
+      ``configs/_base_/methods/skd.py`` uses.
 
-    - we take the mean over pixels, so with every pixel valid the value is
-      the official one divided by the batch size ``N`` (it no longer grows
-      with the batch);
-    - pixels whose label is ``ignore_index`` are left out of the mean (the
-      official code takes no labels); without ``gt`` every pixel counts;
-    - an optional temperature, with the usual ``T^2`` gradient scaling.
+    Departures from the official code: pixels whose label is
+    ``ignore_index`` contribute nothing (the official code takes no labels;
+    ``'batch_sum'`` still divides by ``H * W``, ``'mean'`` by the number of
+    labelled pixels); without ``gt`` every pixel counts; an optional
+    temperature with the usual ``T^2`` gradient scaling.
 
     The student and teacher logits must have the same shape (resize them
     before the loss: this loss never broadcasts). A label map of another
@@ -38,28 +49,38 @@ class PixelWiseKDLoss(nn.Module):
     Args:
         temperature (float): Softmax temperature ``T``. Defaults to 1.0.
         ignore_index (int): Label of pixels left out. Defaults to 255.
+        reduction (str): ``'mean'`` or ``'batch_sum'`` (see above).
+            Defaults to ``'mean'``.
         loss_weight (float): Weight of the loss. Defaults to 1.0.
 
     Example:
         >>> import math, torch
         >>> loss = PixelWiseKDLoss()
-        >>> s, t = torch.zeros(1, 2, 1, 2), torch.randn(1, 2, 1, 2)
+        >>> s, t = torch.zeros(2, 2, 1, 2), torch.randn(2, 2, 1, 2)
         >>> round(float(loss(s, t)) / math.log(2), 6)  # uniform student
         1.0
-        >>> float(loss(s, t, gt=torch.full((1, 1, 2), 255)))
+        >>> official = PixelWiseKDLoss(reduction='batch_sum')
+        >>> round(float(official(s, t)) / math.log(2), 6)  # N = 2 images
+        2.0
+        >>> float(loss(s, t, gt=torch.full((2, 1, 2), 255)))
         0.0
     """
 
     def __init__(self,
                  temperature: float = 1.0,
                  ignore_index: int = 255,
+                 reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
         super().__init__()
         if not temperature > 0:
             raise ValueError(
                 f'temperature must be > 0, got temperature={temperature!r}')
+        if reduction not in REDUCTIONS:
+            raise ValueError(f'reduction must be one of {REDUCTIONS}, got '
+                             f'reduction={reduction!r}')
         self.temperature = temperature
         self.ignore_index = ignore_index
+        self.reduction = reduction
         self.loss_weight = loss_weight
 
     def forward(self,
@@ -80,13 +101,15 @@ class PixelWiseKDLoss(nn.Module):
         log_probs_s = F.log_softmax(logits_s / temp, dim=1)
         cross_entropy = -(probs_t * log_probs_s).sum(dim=1)  # (N, H, W)
         if gt is None:
-            loss = cross_entropy.mean()
+            valid = torch.ones_like(cross_entropy, dtype=torch.bool)
         else:
             valid = self._label_map(gt, logits_s) != self.ignore_index
-            loss = (
-                cross_entropy[valid].sum() /
-                valid.sum().clamp(min=1).to(cross_entropy.dtype))
-        return self.loss_weight * temp**2 * loss
+        total = cross_entropy[valid].sum()
+        if self.reduction == 'batch_sum':
+            count = cross_entropy[0].numel()  # H * W
+        else:
+            count = valid.sum().clamp(min=1).to(cross_entropy.dtype)
+        return self.loss_weight * temp**2 * total / count
 
     @staticmethod
     def _label_map(gt: Tensor, logits: Tensor) -> Tensor:

@@ -1,7 +1,9 @@
 import math
+import os.path as osp
 
 import pytest
 import torch
+from mmengine.config import Config
 from torch.testing import assert_close
 
 from mmkd.models.losses.pixel_wise import PixelWiseKDLoss
@@ -43,6 +45,39 @@ def test_matches_authors_divided_by_batch():
     logits_s, logits_t = torch.randn(3, 5, 4, 6), torch.randn(3, 5, 4, 6)
     assert_close(PixelWiseKDLoss()(logits_s, logits_t),
                  authors_pixel_wise(logits_s, logits_t) / 3)
+
+
+def test_batch_sum_is_the_official_reduction():
+    torch.manual_seed(0)
+    logits_s, logits_t = torch.randn(3, 5, 4, 6), torch.randn(3, 5, 4, 6)
+    official = PixelWiseKDLoss(reduction='batch_sum')
+    assert_close(
+        official(logits_s, logits_t), authors_pixel_wise(logits_s, logits_t))
+    # it grows with the batch: the same image twice counts twice
+    assert_close(
+        official(logits_s[:1].repeat(2, 1, 1, 1),
+                 logits_t[:1].repeat(2, 1, 1, 1)),
+        2 * official(logits_s[:1], logits_t[:1]))
+    # ignored pixels add nothing; the divisor stays H * W
+    gt = torch.zeros(3, 4, 6, dtype=torch.long)
+    gt[:, :, 3:] = 255
+    assert_close(
+        official(logits_s, logits_t, gt),
+        authors_pixel_wise(logits_s[..., :3], logits_t[..., :3]) / 2)
+
+
+def test_skd_fragment_has_the_official_strength():
+    """The paper's lambda_pi = 10 on the official sum over 8 images."""
+    from conftest import REPO
+    fragment = osp.join(REPO, 'configs', '_base_', 'methods', 'skd.py')
+    cfg = dict(Config.fromfile(fragment).skd.losses.pixel)
+    for key in ('type', 'student', 'teacher'):
+        cfg.pop(key)
+    torch.manual_seed(0)
+    logits_s, logits_t = torch.randn(8, 4, 5, 3), torch.randn(8, 4, 5, 3)
+    assert_close(
+        PixelWiseKDLoss(**cfg)(logits_s, logits_t),
+        10 * authors_pixel_wise(logits_s, logits_t))
 
 
 def test_ignore_index_masks_exactly():
@@ -118,6 +153,8 @@ def test_bad_inputs_raise():
             torch.zeros(1, 2, 2, dtype=torch.long))
     with pytest.raises(ValueError, match='temperature=0'):
         PixelWiseKDLoss(temperature=0)
+    with pytest.raises(ValueError, match=r"'batch_sum'.*reduction='sum'"):
+        PixelWiseKDLoss(reduction='sum')
 
 
 def test_builds_from_registry():
