@@ -40,16 +40,19 @@ class RoIPairing(BasePairing):
     (background last), ``reg`` deltas ``(N, 4)`` of each RoI's labelled
     class (zeros for background), ``emb`` embeddings ``(N, D)``. Plain
     records: ``labels`` ``(N,)``, ``reg_targets`` ``(N, 4)``,
-    ``reg_weights`` ``(N,)`` (1 for positives), ``rois`` ``(N, 5)``.
+    ``reg_weights`` ``(N,)`` (1 for positives), ``rois`` ``(N, 5)``,
+    ``avg_factor``, the normaliser of the student's ``loss_bbox`` (mmdet:
+    all ``N`` sampled RoIs), for box losses added to it.
 
     Example:
-        >>> sorted(RoIPairing().keys())
-        ['cls', 'emb', 'labels', 'reg', 'reg_targets', 'reg_weights', 'rois']
+        >>> sorted(RoIPairing().keys())  # doctest: +NORMALIZE_WHITESPACE
+        ['avg_factor', 'cls', 'emb', 'labels', 'reg', 'reg_targets',
+         'reg_weights', 'rois']
     """
 
     teacher_taps = ('neck', )
     paired = ('cls', 'reg', 'emb')
-    plain = ('labels', 'reg_targets', 'reg_weights', 'rois')
+    plain = ('labels', 'reg_targets', 'reg_weights', 'rois', 'avg_factor')
 
     def __init__(self) -> None:
         super().__init__()
@@ -81,7 +84,8 @@ class RoIPairing(BasePairing):
         head_s.fc_cls.register_forward_pre_hook(self._on_embed('emb_s'))
         head_t.fc_cls.register_forward_pre_hook(self._on_embed('emb_t'))
         head_s.loss_cls.register_forward_pre_hook(self._on_labels)
-        head_s.loss_bbox.register_forward_pre_hook(self._on_targets)
+        head_s.loss_bbox.register_forward_pre_hook(
+            self._on_targets, with_kwargs=True)
 
     # ---- hooks on the student's loss path ----------------------------------
     def _on_extract(self, module, args) -> None:
@@ -104,9 +108,11 @@ class RoIPairing(BasePairing):
         if self.active:
             self._seen['labels'] = args[1]
 
-    def _on_targets(self, module, args) -> None:
+    def _on_targets(self, module, args, kwargs) -> None:
         if self.active:
             self._seen['pos_targets'] = args[1]
+            if kwargs.get('avg_factor') is not None:
+                self._seen['avg_factor'] = kwargs['avg_factor']
 
     def reset(self) -> None:
         self._seen = {}
@@ -148,7 +154,10 @@ class RoIPairing(BasePairing):
             labels=labels,
             reg_targets=targets,
             reg_weights=pos.to(targets.dtype),
-            rois=seen['rois'])
+            rois=seen['rois'],
+            # mmdet skips loss_bbox without positives: its factor is then
+            # that of a box loss over every sampled RoI
+            avg_factor=seen.get('avg_factor', len(labels)))
 
     @staticmethod
     def _class_deltas(deltas: Tensor, labels: Tensor, pos: Tensor,

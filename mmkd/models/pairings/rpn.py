@@ -37,21 +37,24 @@ class RPNPairing(BasePairing):
     1 - sigmoid(z))`` with background last, so the soft-label KD of the
     R-CNN applies unchanged. Paired records: ``cls`` ``(M, 2)``, ``reg``
     ``(M, 4)``; plain: ``labels`` ``(M,)`` (0 object, 1 background),
-    ``reg_targets`` ``(M, 4)``, ``reg_weights`` ``(M,)``.
+    ``reg_targets`` ``(M, 4)``, ``reg_weights`` ``(M,)``, ``avg_factor``,
+    the normaliser of the student's RPN ``loss_bbox`` (mmdet: the sampled
+    positives and negatives of the batch), for box losses added to it.
 
     Example:
         >>> sorted(RPNPairing().keys())
-        ['cls', 'labels', 'reg', 'reg_targets', 'reg_weights']
+        ['avg_factor', 'cls', 'labels', 'reg', 'reg_targets', 'reg_weights']
     """
 
     teacher_taps = ('neck', )
     paired = ('cls', 'reg')
-    plain = ('labels', 'reg_targets', 'reg_weights')
+    plain = ('labels', 'reg_targets', 'reg_weights', 'avg_factor')
 
     def __init__(self) -> None:
         super().__init__()
         self._cls: List[tuple] = []
         self._reg: List[tuple] = []
+        self._avg_factor = None
         self._teacher_head = ()
 
     def setup(self, student: nn.Module, teacher: nn.Module, key: str) -> None:
@@ -67,18 +70,21 @@ class RPNPairing(BasePairing):
                 'RPN-level pairing needs the same anchors on both sides')
         self._teacher_head = (head_t, )
         head_s.loss_cls.register_forward_pre_hook(self._on_cls)
-        head_s.loss_bbox.register_forward_pre_hook(self._on_reg)
+        head_s.loss_bbox.register_forward_pre_hook(
+            self._on_reg, with_kwargs=True)
 
     def _on_cls(self, module, args) -> None:
         if self.active:
             self._cls.append(args[:3])  # scores, labels, label weights
 
-    def _on_reg(self, module, args) -> None:
+    def _on_reg(self, module, args, kwargs) -> None:
         if self.active:
-            self._reg.append(args[:3])  # deltas, targets, weights
+            # deltas, targets, weights; the same avg_factor at every level
+            self._reg.append(args[:3])
+            self._avg_factor = kwargs.get('avg_factor')
 
     def reset(self) -> None:
-        self._cls, self._reg = [], []
+        self._cls, self._reg, self._avg_factor = [], [], None
 
     def records(self, teacher_records: Dict[str, Any], inputs: Tensor,
                 data_samples: Sequence) -> Dict[str, Any]:
@@ -110,4 +116,6 @@ class RPNPairing(BasePairing):
             reg=(delta_s[sampled], delta_t[sampled]),
             labels=labels[sampled],
             reg_targets=targets[sampled],
-            reg_weights=weights[sampled])
+            reg_weights=weights[sampled],
+            avg_factor=(int(sampled.sum()) if self._avg_factor is None else
+                        self._avg_factor))

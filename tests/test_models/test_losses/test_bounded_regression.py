@@ -6,16 +6,16 @@ from mmkd.models.losses import BoundedRegressionLoss
 from mmkd.registry import MODELS
 
 
-def reference(pred_s, pred_t, target, weight, margin):
-    """Per-sample loop over w_i * (e_s if e_s + m > e_t else 0)."""
-    num, den = 0., 0.
+def reference(pred_s, pred_t, target, weight, margin, avg_factor=None):
+    """Paper Eq. 1: sum_i w_i * (e_s if e_s + m > e_t else 0) over the N
+    sampled rows, divided by N (or the box loss's avg_factor)."""
+    num = 0.
     for s, t, y, w in zip(pred_s.tolist(), pred_t.tolist(), target.tolist(),
                           weight.tolist()):
         e_s = sum((a - b)**2 for a, b in zip(s, y))
         e_t = sum((a - b)**2 for a, b in zip(t, y))
         num += w * (e_s if e_s + margin > e_t else 0.)
-        den += w
-    return num / max(den, 1.)
+    return num / (len(pred_s) if avg_factor is None else avg_factor)
 
 
 def test_hand_computed():
@@ -29,18 +29,26 @@ def test_hand_computed():
     # margin 0.2: 0.81 + 0.2 > 1 switches sample 1 on too; loss_weight 0.5
     loss = BoundedRegressionLoss(margin=0.2, loss_weight=0.5)
     assert_close(loss(pred_s, pred_t, target), torch.tensor(0.5 * 6.02 / 3))
-    # per-sample weights (0, 1, 1), margin 0: 1.21 / 2
+    # per-sample weights (0, 1, 1), margin 0: the positives' sum over all
+    # three sampled rows (paper Eq. 1), not over the two positives
     weight = torch.tensor([0., 1., 1.])
     assert_close(BoundedRegressionLoss()(pred_s, pred_t, target, weight),
-                 torch.tensor(1.21 / 2))
+                 torch.tensor(1.21 / 3))
     # mmdet-style (N, 4) bbox_weights reduce by their max: same as above
     bbox_weights = torch.tensor([[0., 0, 0, 0], [1, 1, 1, 1], [1, 1, 0, 0]])
     assert_close(BoundedRegressionLoss()(pred_s, pred_t, target, bbox_weights),
-                 torch.tensor(0.605))
-    # fewer than one positive: divide by 1, not by the sum of weights
-    small = torch.tensor([0., 0., 0.5])
-    assert_close(BoundedRegressionLoss()(pred_s, pred_t, target, small),
-                 torch.tensor(0.5 * 1.21))
+                 torch.tensor(1.21 / 3))
+    # the student box loss's avg_factor (e.g. 512 sampled RoIs) divides
+    assert_close(
+        BoundedRegressionLoss()(pred_s, pred_t, target, weight,
+                                avg_factor=512), torch.tensor(1.21 / 512))
+    assert_close(
+        BoundedRegressionLoss(reduction='sum')(pred_s, pred_t, target,
+                                               weight), torch.tensor(1.21))
+    assert_close(
+        BoundedRegressionLoss()(pred_s, pred_t, target, weight,
+                                reduction_override='none'),
+        torch.tensor([0., 0., 1.21]))
 
 
 def test_tie_with_the_teacher_is_off():
@@ -65,6 +73,9 @@ def test_matches_loop(margin):
     assert_close(loss(pred_s, pred_t, target, weight), torch.tensor(expected))
     expected = 2. * reference(pred_s, pred_t, target, torch.ones(8), margin)
     assert_close(loss(pred_s, pred_t, target), torch.tensor(expected))
+    expected = 2. * reference(pred_s, pred_t, target, weight, margin, 20)
+    assert_close(loss(pred_s, pred_t, target, weight, avg_factor=20),
+                 torch.tensor(expected))
 
 
 def test_empty_is_zero_and_differentiable():
@@ -97,6 +108,8 @@ def test_errors():
         loss(
             torch.zeros(2, 4), torch.zeros(2, 4), torch.zeros(2, 4),
             torch.ones(3))
+    with pytest.raises(ValueError, match='reduction must be one of'):
+        BoundedRegressionLoss(reduction='avg')
 
 
 def test_registered():

@@ -1,10 +1,12 @@
+import os.path as osp
+
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 
-from conftest import ROI_LOSSES, roi_config
+from conftest import REPO, ROI_LOSSES, roi_config
 
 
 def build(cfg):
@@ -142,3 +144,51 @@ def test_teacher_rpn_on_the_students_sampled_anchors(det_files):
     (losses['distill.rpn_kd'] + losses['distill.rpn_reg']).backward()
     assert model.student.rpn_head.rpn_cls.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in model.teacher.parameters())
+
+
+def test_chen_bounded_regression_is_normalised_like_the_box_loss(det_files):
+    """Paper Eq. 1: nu * L_b is summed over the positives and divided by N,
+    the sampled RoIs (M sampled anchors at the RPN), as the student's own
+    box loss; the method fragment wires the pairings' avg_factor in."""
+    chen = Config.fromfile(osp.join(REPO, 'configs/_base_/methods/chen.py'))
+    cfg = roi_config(det_files, losses=chen.chen.losses)
+    cfg.model.pairings = chen.chen.pairings
+    model = build(cfg)
+    loader = Runner.build_dataloader(cfg.train_dataloader)
+    data = model.data_preprocessor(next(iter(loader)), True)
+    seen = {}
+
+    def record(name):
+
+        def hook(module, args, kwargs, *output):
+            seen.setdefault(name, []).append((args, kwargs, output))
+
+        return hook
+
+    student = model.student
+    student.rpn_head.loss_bbox.register_forward_pre_hook(
+        record('rpn_box'), with_kwargs=True)
+    student.roi_head.bbox_head.loss_bbox.register_forward_pre_hook(
+        record('roi_box'), with_kwargs=True)
+    for name in ('bounded_reg', 'rpn_bounded_reg'):
+        model.distill_losses[name].register_forward_hook(
+            record(name), with_kwargs=True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    # mmdet's own normalisers: every sampled RoI, every sampled anchor
+    (_, roi_kwargs, _), = seen['roi_box']
+    assert roi_kwargs['avg_factor'] == 2 * 32  # 32 sampled RoIs per image
+    rpn_factor = {float(kw['avg_factor']) for _, kw, _ in seen['rpn_box']}
+    assert rpn_factor == {2 * 256.}
+    for name, factor in (('bounded_reg', roi_kwargs['avg_factor']),
+                         ('rpn_bounded_reg', 2 * 256.)):
+        (args, kwargs, (out, )), = seen[name]
+        pred_s, pred_t = args
+        target, weight = kwargs['target'], kwargs['weight']
+        assert float(kwargs['avg_factor']) == factor == len(target)
+        assert 0 < weight.sum() < len(weight)  # some positives, not all
+        err_s = ((pred_s - target)**2).sum(1)
+        err_t = ((pred_t - target)**2).sum(1)
+        active = (weight > 0) & (err_s > err_t)
+        expected = 0.5 * err_s[active].sum() / factor
+        torch.testing.assert_close(out, expected)
+        torch.testing.assert_close(losses[f'distill.{name}'], expected)
