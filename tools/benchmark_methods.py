@@ -61,7 +61,8 @@ METHODS = {
 }
 # TeKAP's two presets (mmkd.TeKAP's docstring), by the wrapped loss type
 TEKAP_LOGITS = dict(num_views=3, alpha=0.1, noise_std=1.0, view_weight=0.8)
-TEKAP_FEATURES = dict(num_views=1, alpha=0.1, noise_std=0.1, view_weight=1.0)
+TEKAP_FEATURES = dict(num_views=1, alpha=0.1, noise_std=0.1, view_weight=1.0,
+                      keep_norm=True)
 TEKAP_PRESETS = {
     'WeightedSoftCELoss': TEKAP_LOGITS,
     'KnowledgeDistillationKLDivLoss': TEKAP_LOGITS,

@@ -31,6 +31,15 @@ class TeKAP(nn.Module):
     - features: ``alpha=0.1, noise_std=0.1, num_views=1``; the official CRD
       code adds that view's loss unweighted (``view_weight=1.0``).
 
+    Officially the feature view exists only inside CRD, whose embedding
+    L2-normalises it: there the noise turns the teacher's direction and the
+    ``1 - alpha`` shrink vanishes. Under a loss that compares magnitudes (an
+    MSE hint) the same view is a biased target, ``~0.9 * t``, that pulls the
+    student's features towards zero. ``keep_norm=True`` (the feature preset
+    of mmkd's configs) rescales each sample's view, per level, to the clean
+    teacher's L2 norm, so the view differs from the teacher in direction
+    only, as CRD's normalised view does.
+
     Noise is drawn fresh on every call with torch's global RNG, on the
     teacher's device and dtype, one tensor per view and, for a sequence of
     levels, per level (views outer, levels inner). The teacher is detached
@@ -46,6 +55,8 @@ class TeKAP(nn.Module):
             Defaults to 1.0.
         view_weight (float): Weight of each perturbed view's loss.
             Defaults to 0.8.
+        keep_norm (bool): Rescale each sample's view to the clean teacher's
+            L2 norm. Defaults to False.
 
     Example:
         >>> import torch
@@ -59,6 +70,9 @@ class TeKAP(nn.Module):
         >>> # the view is ~0.9 * t: 1 + 0.8 * 0.9 ** 2 = 1.648
         >>> round(float(feat(s, t)), 2)
         1.65
+        >>> feat.keep_norm = True  # the view keeps t's norm: 1 + 0.8 * ~1
+        >>> round(float(feat(s, t)), 1)
+        1.8
     """
 
     def __init__(self,
@@ -66,7 +80,8 @@ class TeKAP(nn.Module):
                  num_views: int = 3,
                  alpha: float = 0.1,
                  noise_std: float = 1.0,
-                 view_weight: float = 0.8) -> None:
+                 view_weight: float = 0.8,
+                 keep_norm: bool = False) -> None:
         super().__init__()
         if isinstance(num_views, bool) or not isinstance(num_views, int) \
                 or num_views < 0:
@@ -90,12 +105,23 @@ class TeKAP(nn.Module):
         self.alpha = alpha
         self.noise_std = noise_std
         self.view_weight = view_weight
+        if not isinstance(keep_norm, bool):
+            raise ValueError(
+                'keep_norm must be True or False, got '
+                f'keep_norm={keep_norm!r}')
+        self.keep_norm = keep_norm
 
     def perturb(self, x_t: Tensor) -> Tensor:
         """One view ``(1 - alpha) * x_t + alpha * eps``, eps drawn now."""
         x_t = x_t.detach()
         noise = torch.randn_like(x_t) * self.noise_std
-        return (1 - self.alpha) * x_t + self.alpha * noise
+        view = (1 - self.alpha) * x_t + self.alpha * noise
+        if self.keep_norm and x_t.dim() > 1:
+            dims = tuple(range(1, x_t.dim()))
+            norm_t = torch.linalg.vector_norm(x_t, dim=dims, keepdim=True)
+            norm_v = torch.linalg.vector_norm(view, dim=dims, keepdim=True)
+            view = view * (norm_t / norm_v.clamp(min=1e-12))
+        return view
 
     def forward(self, x_s: Features, x_t: Features, *args, **kwargs) -> Tensor:
         """Wrapped loss on the clean teacher plus on every perturbed view."""

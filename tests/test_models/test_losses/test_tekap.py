@@ -59,6 +59,33 @@ def test_multi_level_views_per_tensor():
     assert_close(out, expected)
 
 
+def test_keep_norm_is_the_crd_view_at_the_teachers_norm():
+    """Officially the feature view is L2-normalised by CRD's embedding; with
+    keep_norm the view is that direction at the clean teacher's norm, so an
+    MSE hint sees no 0.9 * t shrink."""
+    torch.manual_seed(0)
+    s = [torch.randn(2, 3, 4, 4), torch.randn(2, 3, 2, 2)]
+    t = [3 + torch.randn(2, 3, 4, 4), torch.randn(2, 3, 2, 2)]
+    loss = TeKAP(dict(type='mmkd.FeatureHintLoss'), num_views=1,
+                 noise_std=0.1, view_weight=1.0, keep_norm=True)
+    torch.manual_seed(5)
+    out = loss(s, t)
+    torch.manual_seed(5)
+    hint = FeatureHintLoss()
+    views = []
+    for x in t:
+        raw = (0.9 * x + 0.1 * torch.randn_like(x) * 0.1).flatten(1)
+        unit = raw / raw.norm(dim=1, keepdim=True)  # CRD's Normalize
+        norm_t = x.flatten(1).norm(dim=1, keepdim=True)
+        views.append((unit * norm_t).view_as(x))
+    assert_close(out, hint(s, t) + hint(s, views))
+    # the unbiased view: a student equal to the teacher pays (almost) no
+    # scale penalty, while the plain view asks for 0.9 * t
+    plain = TeKAP(dict(type='mmkd.FeatureHintLoss'), num_views=1,
+                  noise_std=0.1, view_weight=1.0)
+    assert loss(t, t) < 0.05 * plain(t, t)
+
+
 def test_extra_arguments_reach_inner_loss():
     torch.manual_seed(0)
     emb_s, emb_t = torch.randn(6, 4), torch.randn(6, 4)
@@ -99,6 +126,7 @@ def test_builds_in_mmkd_scope():
     (dict(alpha=-0.1), r'alpha must lie in \[0, 1\]'),
     (dict(alpha=1.5), r'alpha must lie in \[0, 1\]'),
     (dict(noise_std=-1.), 'noise_std must be >= 0'),
+    (dict(keep_norm='yes'), 'keep_norm must be True or False'),
 ])
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
