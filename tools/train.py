@@ -90,6 +90,12 @@ def main():
         if name not in listed:
             hooks.append(dict(type=f'mmkd.{name}'))
     cfg.custom_hooks = hooks
+    # mmengine's CheckpointHook deletes the kept checkpoint before writing
+    # the next: a kill in between loses the run. AtomicCheckpointHook does not.
+    checkpoint = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if checkpoint is not None and checkpoint.get('type') in (
+            'CheckpointHook', 'mmengine.CheckpointHook'):
+        checkpoint.type = 'mmkd.AtomicCheckpointHook'
 
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)

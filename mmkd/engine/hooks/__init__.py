@@ -1,3 +1,4 @@
+from .atomic_checkpoint import AtomicCheckpointHook
 from .exact_resume import ExactResumeHook
 from .finite_loss import FiniteLossHook
 from .loss_weight_schedule import DistillLossWeightHook
@@ -5,6 +6,6 @@ from .student_export import StudentExportHook
 from .teacher_centroids import TeacherCentroidHook
 
 __all__ = [
-    'DistillLossWeightHook', 'ExactResumeHook', 'FiniteLossHook',
-    'StudentExportHook', 'TeacherCentroidHook'
+    'AtomicCheckpointHook', 'DistillLossWeightHook', 'ExactResumeHook',
+    'FiniteLossHook', 'StudentExportHook', 'TeacherCentroidHook'
 ]
