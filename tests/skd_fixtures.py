@@ -49,20 +49,21 @@ def skd_losses(pixel: dict = None) -> dict:
             loss_weight=0.1))
 
 
-def skd_config(files: dict, losses: dict = None, **model_kwargs) -> Config:
-    """The student's config wrapped in a StructuredDistiller with a critic
-    and two optimizers."""
+def skd_config(files: dict,
+               losses: dict = None,
+               critic: dict = None,
+               **model_kwargs) -> Config:
+    """The student's config wrapped in a StructuredDistiller with the
+    official critic (raw logits, SGD with its own poly decay to 0) and two
+    optimizers."""
     cfg = Config.fromfile(files['student'])
     cfg.model = dict(
         type='mmkd.StructuredDistiller',
         student=cfg.model,
         teacher=dict(config=files['teacher'], checkpoint=files['ckpt']),
         losses=losses or skd_losses(),
-        critic=dict(
-            type='mmkd.HolisticCritic',
-            num_classes=3,
-            in_image_channels=3,
-            base_channels=8),
+        critic=critic
+        or dict(type='mmkd.HolisticCritic', num_classes=3, base_channels=8),
         **model_kwargs)
     cfg.optim_wrapper = dict(
         constructor='mmkd.DistillerOptimWrapperConstructor',
@@ -71,7 +72,19 @@ def skd_config(files: dict, losses: dict = None, **model_kwargs) -> Config:
             optimizer=dict(type='SGD', lr=0.01, momentum=0.9)),
         critic=dict(
             type='OptimWrapper',
-            optimizer=dict(type='Adam', lr=4e-4, betas=(0.9, 0.99))))
+            optimizer=dict(
+                type='SGD', lr=4e-4, momentum=0.9, weight_decay=5e-4)))
+    cfg.param_scheduler = dict(
+        student=[],
+        critic=[
+            dict(
+                type='PolyLR',
+                eta_min=0.0,
+                power=0.9,
+                begin=0,
+                end=cfg.train_cfg.max_iters,
+                by_epoch=False)
+        ])
     cfg.custom_imports = dict(imports=['mmkd'])
     cfg.custom_hooks = [dict(type='mmkd.ExactResumeHook')]
     return cfg

@@ -1,12 +1,15 @@
 # Structured KD (Liu et al., CVPR 2019, arXiv 1903.04197) on an mmseg decode
-# head: the paper's three terms and weights, the critic and its optimizer.
+# head: the three terms, the critic and its optimizer as in the official code
+# (irfanICMLL/structure_knowledge_distillation, run_train_val.sh).
 # The critic's num_classes is taken from the student's logits.
 skd = dict(
     losses=dict(
+        # lambda_pi 10 on the official sum over the 8 images of one GPU:
+        # 10 x 8 on the per-pixel mean, for any split of 8 images
         pixel=dict(type='mmkd.PixelWiseKDLoss',
                    student='decode_head.conv_seg',
                    teacher='decode_head.conv_seg', temperature=1.0,
-                   loss_weight=10.0),
+                   reduction='mean', loss_weight=80.0),
         # affinities: the channels may differ, no adapter
         pair=dict(type='mmkd.PairWiseKDLoss', student='decode_head.bottleneck',
                   teacher='decode_head.bottleneck', adapter=False,
@@ -14,13 +17,18 @@ skd = dict(
         holistic=dict(type='mmkd.HolisticKDLoss',
                       student='decode_head.conv_seg',
                       teacher='decode_head.conv_seg', loss_weight=0.1)),
-    # WGAN-GP critic on softmax maps conditioned on the image; lambda_gp 10
-    critic=dict(type='mmkd.HolisticCritic', in_image_channels=3,
+    # WGAN-GP critic on the raw logits through its own BatchNorm; lambda_gp
+    # 10; its whole loss times lambda_d 0.1
+    critic=dict(type='mmkd.HolisticCritic', input_type='logits',
                 base_channels=64),
     critic_steps=1,
     gp_weight=10.0,
+    critic_loss_weight=0.1,
     critic_optim_wrapper=dict(
         type='OptimWrapper',
-        optimizer=dict(type='Adam', lr=4e-4, betas=(0.9, 0.99))))
+        optimizer=dict(type='SGD', lr=4e-4, momentum=0.9,
+                       weight_decay=5e-4)))
+# A leaf config also gives the critic its own poly decay to 0 (power 0.9)
+# over the run: param_scheduler = dict(student=[...], critic=[PolyLR]).
 # student and critic are DDP-wrapped (and synced) separately
 model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel')

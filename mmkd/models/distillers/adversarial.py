@@ -29,6 +29,26 @@ def takes_gt(loss: nn.Module) -> bool:
     return 'gt' in inspect.signature(loss.forward).parameters
 
 
+def check_critic_args(critic_steps: int, gp_weight: float,
+                      critic_loss_weight: float,
+                      mask_critic_input: bool) -> None:
+    """Raise a ValueError naming the first bad critic setting."""
+    if type(critic_steps) is not int or critic_steps < 1:
+        raise ValueError('model.critic_steps must be an int >= 1, got '
+                         f'{critic_steps!r}')
+    if not gp_weight >= 0:
+        raise ValueError(f'model.gp_weight must be >= 0, got {gp_weight!r}')
+    number = not isinstance(critic_loss_weight, bool) and isinstance(
+        critic_loss_weight, (int, float))
+    if not number or critic_loss_weight <= 0:
+        raise ValueError(
+            'model.critic_loss_weight must be a number > 0 (the official '
+            f'lambda_d is 0.1), got {critic_loss_weight!r}')
+    if not isinstance(mask_critic_input, bool):
+        raise ValueError('model.mask_critic_input must be True or False, '
+                         f'got {mask_critic_input!r}')
+
+
 class AdapterDict(nn.ModuleDict):
     """Adapters by loss name, applied in one call (one DDP forward)."""
 
@@ -52,13 +72,16 @@ class StructuredDistiller(SingleTeacherDistiller):
       inside :class:`TeKAP`) gets the batch's label map, whose
       ``ignore_index`` pixels (the data preprocessor pads with them too)
       are left out;
-    - the :class:`HolisticKDLoss` entry gets the softmax of its student
-      tap's logits and the critic (and the image, when the critic has
-      ``in_image_channels``); the teacher tap's softmax is the critic's
-      "real" sample;
-    - for every other loss and the critic, student and teacher maps are
-      zeroed at ignored pixels (mask resized by nearest neighbour), so
-      those positions contribute nothing.
+    - the :class:`HolisticKDLoss` entry gets its student tap's map and the
+      critic (and the image, when the critic has ``in_image_channels``);
+      the teacher tap's map is the critic's "real" sample. The maps are the
+      raw logits for a critic with ``input_type='logits'`` (the official
+      setup: the critic's own BatchNorm normalises them) and their softmax
+      for ``input_type='probs'``; whole, as officially, unless
+      ``mask_critic_input``;
+    - for every other loss, student and teacher maps are zeroed at ignored
+      pixels (mask resized by nearest neighbour), so those positions
+      contribute nothing.
 
     Student maps are resized (bilinear) to the teacher's size. Class maps
     (losses taking ``gt``, the holistic entry) must have as many channels
@@ -67,10 +90,21 @@ class StructuredDistiller(SingleTeacherDistiller):
     ``train_step`` alternates: one student step (student and adapters,
     optimizer ``student``) on the task and distillation losses, then
     ``critic_steps`` critic steps (optimizer ``critic``) with
-    :func:`critic_loss` on the same batch's detached maps. The config's
-    ``optim_wrapper`` must build both (see
-    :class:`~mmkd.engine.DistillerOptimWrapperConstructor`); under DDP use
+    :func:`critic_loss` times ``critic_loss_weight`` on the same batch's
+    detached maps, as the official ``NetModel.optimize_parameters``. The
+    config's ``optim_wrapper`` must build both (see
+    :class:`~mmkd.engine.DistillerOptimWrapperConstructor`); the official
+    critic optimizer is SGD (lr 4e-4, momentum 0.9, weight decay 5e-4) with
+    its own poly decay to 0, ``configs/_base_/methods/skd.py``. Under DDP use
     ``model_wrapper_cfg=dict(type='MMSeparateDistributedDataParallel')``.
+
+    Remaining departures from the official code (effects not measured):
+    the pixel-wise ``'mean'`` reduction with ``loss_weight=80`` (see
+    :class:`PixelWiseKDLoss`) and the critic's last layer and spectral norm
+    (see :class:`HolisticCritic`); the critic's BatchNorm takes statistics
+    per GPU (the official runs use one GPU); the student's own schedule is
+    its config's (mmseg's Cityscapes students: 80k iterations, 4x2 images,
+    PolyLR to 1e-4; officially 40k iterations of 8 images, poly to 0).
 
     Args:
         student (dict | str): The student segmentor's config.
@@ -86,6 +120,13 @@ class StructuredDistiller(SingleTeacherDistiller):
             to 1.
         gp_weight (float): Weight ``lambda_gp`` of the gradient penalty.
             Defaults to 10.0.
+        critic_loss_weight (float): Factor ``lambda_d`` on the critic's whole
+            loss, penalty included (official ``discriminator_backward``).
+            With SGD it scales the critic's gradient but not its weight
+            decay. Defaults to 0.1.
+        mask_critic_input (bool): Zero the critic's maps (both sides, and
+            the student's holistic term) at ``ignore_index`` pixels. The
+            official critic sees whole maps. Defaults to False.
         probe_size (int): Side of the build-time probe image. Defaults
             to 128.
         data_preprocessor (dict, optional): The student's data preprocessor
@@ -121,9 +162,13 @@ class StructuredDistiller(SingleTeacherDistiller):
                  critic: Optional[dict] = None,
                  critic_steps: int = 1,
                  gp_weight: float = 10.0,
+                 critic_loss_weight: float = 0.1,
+                 mask_critic_input: bool = False,
                  probe_size: int = 128,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
+        check_critic_args(critic_steps, gp_weight, critic_loss_weight,
+                          mask_critic_input)
         super().__init__(
             student=student,
             teacher=teacher,
@@ -136,13 +181,9 @@ class StructuredDistiller(SingleTeacherDistiller):
                 raise ValueError(
                     f'model.losses.{name}.inputs: StructuredDistiller passes '
                     'no further inputs but the label map (as gt)')
-        if type(critic_steps) is not int or critic_steps < 1:
-            raise ValueError('model.critic_steps must be an int >= 1, got '
-                             f'{critic_steps!r}')
-        if not gp_weight >= 0:
-            raise ValueError(
-                f'model.gp_weight must be >= 0, got {gp_weight!r}')
         self.critic_steps, self.gp_weight = critic_steps, gp_weight
+        self.critic_loss_weight = critic_loss_weight
+        self.mask_critic_input = mask_critic_input
         decode_head = getattr(self.student, 'decode_head', None)
         self.ignore_index = getattr(decode_head, 'ignore_index', 255)
         self.critic = self._build_critic(critic)
@@ -172,7 +213,7 @@ class StructuredDistiller(SingleTeacherDistiller):
         tap = self.loss_specs[holistic[0]].student
         channels = self.__dict__['_probe_shapes']['student'][tap][0][1]
         if 'num_classes' not in cfg or cfg['num_classes'] is None:
-            # the critic sees the logits tap's softmax: size it from there
+            # the critic sees the logits tap (or its softmax): size it there
             cfg = dict(cfg, num_classes=channels)
         with DefaultScope.overwrite_default_scope('mmkd'):
             critic = MODELS.build(cfg)
@@ -236,13 +277,7 @@ class StructuredDistiller(SingleTeacherDistiller):
         """One distillation loss on resized student and teacher levels."""
         loss = self.distill_losses[name]
         if isinstance(loss, HolisticKDLoss):
-            critic = bare(self.critic)
-            probs_s = self._masked(feats_s[0].softmax(dim=1), gt)
-            probs_t = self._masked(feats_t[0].softmax(dim=1), gt)
-            images = inputs if getattr(critic, 'in_image_channels',
-                                       0) else None
-            self._critic_batch = (probs_s.detach(), probs_t, images)
-            return loss(probs_s, critic, images)
+            return self._holistic(loss, feats_s[0], feats_t[0], gt, inputs)
         kwargs = {}
         if takes_gt(loss):
             kwargs = {} if gt is None else dict(gt=gt)
@@ -252,6 +287,20 @@ class StructuredDistiller(SingleTeacherDistiller):
         one = len(feats_s) == 1
         return loss(feats_s[0] if one else feats_s,
                     feats_t[0] if one else feats_t, **kwargs)
+
+    def _holistic(self, loss: HolisticKDLoss, logits_s: Tensor,
+                  logits_t: Tensor, gt: Optional[Tensor],
+                  inputs: Tensor) -> Tensor:
+        """The student's holistic term; keeps the critic's batch."""
+        critic = bare(self.critic)
+        maps_s, maps_t = logits_s, logits_t
+        if getattr(critic, 'input_type', 'logits') == 'probs':
+            maps_s, maps_t = maps_s.softmax(dim=1), maps_t.softmax(dim=1)
+        if self.mask_critic_input:
+            maps_s, maps_t = self._masked(maps_s, gt), self._masked(maps_t, gt)
+        images = inputs if getattr(critic, 'in_image_channels', 0) else None
+        self._critic_batch = (maps_s.detach(), maps_t.detach(), images)
+        return loss(maps_s, critic, images)
 
     def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
         """The student's losses plus ``distill.<name>`` for each loss."""
@@ -295,8 +344,9 @@ class StructuredDistiller(SingleTeacherDistiller):
             raise TypeError(
                 'model.critic needs its own optimizer: set optim_wrapper='
                 "dict(constructor='mmkd.DistillerOptimWrapperConstructor', "
-                "student=dict(...), critic=dict(optimizer=dict(type='Adam', "
-                f'lr=4e-4))); got {type(optim_wrapper).__name__}')
+                "student=dict(...), critic=dict(optimizer=dict(type='SGD', "
+                'lr=4e-4, momentum=0.9, weight_decay=5e-4))); got '
+                f'{type(optim_wrapper).__name__}')
         student = optim_wrapper['student']
         with student.optim_context(self):
             data = self.data_preprocessor(data, True)
@@ -310,12 +360,12 @@ class StructuredDistiller(SingleTeacherDistiller):
         """Update the critic on the maps of the last :meth:`loss` call."""
         if self._critic_batch is None:  # the holistic term is switched off
             return {}
-        probs_s, probs_t, images = self._critic_batch
+        maps_s, maps_t, images = self._critic_batch
         self._critic_batch = None
         for _ in range(self.critic_steps):
             with optim_wrapper.optim_context(self.critic):
-                loss = critic_loss(self.critic, probs_s, probs_t, images,
-                                   self.gp_weight)
+                loss = critic_loss(self.critic, maps_s, maps_t, images,
+                                   self.gp_weight, self.critic_loss_weight)
             optim_wrapper.update_params(loss)
         return {'critic.loss': loss.detach()}
 

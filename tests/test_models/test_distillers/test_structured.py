@@ -9,9 +9,12 @@ from mmengine.optim import OptimWrapper, build_optim_wrapper
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 from skd_fixtures import skd_files  # noqa: F401
-from skd_fixtures import skd_config, skd_losses
+from skd_fixtures import LOGITS, skd_config, skd_losses
+from torch.testing import assert_close
 
 from mmkd.models import StructuredDistiller
+from mmkd.models.distillers.taps import levels_of
+from mmkd.models.losses.holistic import critic_loss
 
 
 def build(cfg):
@@ -67,6 +70,9 @@ def test_student_step_and_critic_step_move_only_their_own_parameters(skd):
     wrappers['student'].update_params(parsed)
     assert moved(student, model.student)
     assert not moved(critic, model.critic)
+    # the student's losses give the critic and the teacher no gradient
+    assert all(p.grad is None for p in model.critic.parameters())
+    assert all(p.grad is None for p in model.teacher.parameters())
     # the critic's step on the detached maps of that forward
     student = params(model.student)
     log_vars = model.train_critic(wrappers['critic'])
@@ -74,7 +80,7 @@ def test_student_step_and_critic_step_move_only_their_own_parameters(skd):
     # (attention projections wait for their gate, which starts at 0)
     assert {
         'score.weight', 'features.3.gamma', 'features.0.0.'
-        'parametrizations.weight.original'
+        'parametrizations.weight.original', 'preprocess.weight'
     } <= moved(critic, model.critic)
     assert not moved(student, model.student)
     assert all(p.grad is None or not p.grad.any()
@@ -101,6 +107,8 @@ def test_train_step_alternates_and_logs_both(skd):
 def test_critic_steps_per_student_step(skd, skd_files):  # noqa: F811
     cfg, _, data = skd
     cfg = skd_config(skd_files, critic_steps=3)
+    # Adam counts its steps in its state
+    cfg.optim_wrapper.critic.optimizer = dict(type='Adam', lr=4e-4)
     model = build(cfg)
     wrappers = build_optim_wrapper(model, cfg.optim_wrapper)
     model.loss(**data)
@@ -109,23 +117,95 @@ def test_critic_steps_per_student_step(skd, skd_files):  # noqa: F811
     assert {int(s['step']) for s in state.values()} == {3}
 
 
-def test_ignored_pixels_count_in_no_term(skd):
-    _, model, data = skd
-    model.train()
+def all_ignored(data):
     samples = copy.deepcopy(data['data_samples'])
     for sample in samples:
         sample.gt_sem_seg.data[...] = 255  # all ignored (as padding is)
+    return samples
+
+
+def student_grads(model, losses):
     model.zero_grad()
-    losses = model.loss(data['inputs'], samples)
+    sum(v for k, v in losses.items() if k.startswith('distill.')).backward()
+    return [p.grad for p in model.student.parameters() if p.grad is not None]
+
+
+def test_ignored_pixels_count_in_no_pixel_or_pair_term(skd):
+    _, model, data = skd
+    model.train()
+    losses = model.loss(data['inputs'], all_ignored(data))
     assert float(losses['distill.pixel']) == 0
     assert float(losses['distill.pair']) == 0
-    distill = sum(v for k, v in losses.items() if k.startswith('distill.'))
-    distill.backward()
-    assert all(p.grad is None or not p.grad.any()
-               for p in model.student.parameters())
+    # the official critic sees the whole maps, labelled or not
+    maps_s, maps_t, _ = model._critic_batch
+    assert maps_s.any() and maps_t.any()
+    assert any(g.any() for g in student_grads(model, losses))
+
+
+def test_masked_critic_input_ignores_them_too(skd_files, skd):  # noqa: F811
+    _, _, data = skd
+    model = build(skd_config(skd_files, mask_critic_input=True))
+    model.train()
+    losses = model.loss(data['inputs'], all_ignored(data))
+    assert not any(g.any() for g in student_grads(model, losses))
     # the critic sees zero maps on both sides: nothing to tell apart
-    probs_s, probs_t, _ = model._critic_batch
-    assert not probs_s.any() and not probs_t.any()
+    maps_s, maps_t, _ = model._critic_batch
+    assert not maps_s.any() and not maps_t.any()
+
+
+def test_critic_reads_raw_logits_by_default(skd):
+    _, model, data = skd
+    model.train()
+    twin = copy.deepcopy(model.critic)
+    losses = model.loss(**data)
+    maps_s, maps_t, images = model._critic_batch
+    assert images is None
+    logits_t = levels_of(
+        model._teacher_records(data['inputs'],
+                               data['data_samples'])[LOGITS])[0]
+    assert_close(maps_t, logits_t)  # not their softmax
+    assert not torch.allclose(maps_t.sum(dim=1), torch.ones(()))
+    # the student's term scores its raw logits through the same critic
+    assert_close(losses['distill.holistic'], -0.1 * twin(maps_s).mean())
+
+
+def test_probability_critic_sees_softmax_and_image(skd_files, skd):  # noqa
+    _, _, data = skd
+    critic = dict(
+        type='mmkd.HolisticCritic',
+        input_type='probs',
+        in_image_channels=3,
+        base_channels=8)
+    model = build(skd_config(skd_files, critic=critic))
+    model.train()
+    model.loss(**data)
+    maps_s, maps_t, images = model._critic_batch
+    for maps in (maps_s, maps_t):
+        assert_close(maps.sum(dim=1), torch.ones_like(maps[:, 0]))
+    assert images is data['inputs']
+
+
+def test_critic_loss_is_scaled_by_lambda_d(skd):
+    cfg, model, data = skd
+    assert model.critic_loss_weight == 0.1
+    model.train()
+    wrappers = build_optim_wrapper(model, cfg.optim_wrapper)
+    model.loss(**data)
+    maps_s, maps_t, _ = model._critic_batch
+    twin = copy.deepcopy(model.critic)
+    torch.manual_seed(3)
+    expected = 0.1 * critic_loss(twin, maps_s, maps_t, gp_weight=10.)
+    torch.manual_seed(3)
+    logged = model.train_critic(wrappers['critic'])['critic.loss']
+    assert_close(logged, expected.detach())
+
+
+@pytest.mark.parametrize('key,value', [('critic_loss_weight', 0),
+                                       ('critic_loss_weight', '0.1'),
+                                       ('mask_critic_input', 1)])
+def test_bad_critic_settings_fail_at_build(skd_files, key, value):  # noqa
+    with pytest.raises(ValueError, match=f'model.{key} must be'):
+        build(skd_config(skd_files, **{key: value}))
 
 
 def test_tekap_wraps_pixel_wise_and_passes_the_labels(
@@ -165,8 +245,9 @@ def test_class_count_mismatch_fails_at_build(skd_files):  # noqa: F811
     teacher.auxiliary_head.num_classes = 4
     cfg.model.teacher = dict(config=teacher, checkpoint=None)
     with pytest.raises(
-            ValueError, match=r'model\.losses\.pixel: .* 3 '
-            r'classes .* gives 4'):
+            ValueError,
+            match=r'model\.losses\.pixel: .*\b3\]? '
+            r'classes .*\b4\b'):
         build(cfg)
     cfg = skd_config(skd_files)
     cfg.model.critic.num_classes = 5
@@ -229,12 +310,37 @@ def test_critic_without_its_optimizer_or_loss_fails(
 
 def test_the_recipe_configs_use_this_distiller():
     from conftest import REPO
-    for name in ('pspnet', 'deeplabv3'):
-        cfg = Config.fromfile(f'{REPO}/configs/{name}_r101_to_r18_skd.py')
+    students = {
+        'pspnet_r101_to_r18_skd':
+        'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py',
+        'deeplabv3_r101_to_r18_skd':
+        'mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py',
+        'demo/pspnet_r34_to_r18_digits_skd':
+        f'{REPO}/configs/demo/pspnet_r18_digits.py'
+    }
+    for name, student in students.items():
+        cfg = Config.fromfile(f'{REPO}/configs/{name}.py')
         assert cfg.model.type == 'mmkd.StructuredDistiller'
-        assert cfg.optim_wrapper.critic.optimizer.lr == 4e-4
         assert cfg.optim_wrapper.student.optimizer.type == 'SGD'
         assert cfg.model_wrapper_cfg.type == \
             'MMSeparateDistributedDataParallel'
+        # the paper's weights; pixel: lambda_pi 10 x the official 8 images
         weights = {k: v.loss_weight for k, v in cfg.model.losses.items()}
-        assert weights == dict(pixel=10.0, pair=0.5, holistic=0.1)
+        assert weights == dict(pixel=80.0, pair=0.5, holistic=0.1)
+        assert cfg.model.losses.pixel.reduction == 'mean'
+        # the official critic: raw logits, lambda_d on its loss, SGD with
+        # weight decay and its own poly decay to 0 over the run
+        assert cfg.model.critic.get('input_type') == 'logits'
+        assert not cfg.model.critic.get('in_image_channels')
+        assert cfg.model.critic_loss_weight == 0.1
+        assert cfg.model.gp_weight == 10.0
+        assert cfg.optim_wrapper.critic.optimizer == dict(
+            type='SGD', lr=4e-4, momentum=0.9, weight_decay=5e-4)
+        poly, = cfg.param_scheduler.critic
+        assert (poly.type, poly.eta_min, poly.power, poly.begin,
+                poly.end) == ('PolyLR', 0.0, 0.9, 0, cfg.train_cfg.max_iters)
+        assert '_delete_' not in cfg.param_scheduler
+        # the student keeps the schedule of its own config
+        student = Config.fromstring(f'_base_ = {student!r}', '.py')
+        assert cfg.param_scheduler.student == student.param_scheduler
+        assert cfg.train_cfg.max_iters == student.train_cfg.max_iters
