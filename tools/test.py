@@ -9,17 +9,26 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 import mmkd  # noqa: F401
 from mmkd.utils import (export_student, load_checkpoint_file,
-                        setup_cpu_distributed, student_config)
+                        setup_cpu_distributed, student_config,
+                        student_state_dict)
+from mmkd.utils.fit import check_fit
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Test a distilled student')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument(
+        '--strict',
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help='stop when a checkpoint key is missing, unexpected or of '
+        'another shape (default); --no-strict tests with what fits')
     parser.add_argument('--work-dir', help='the dir to save logs and results')
     parser.add_argument(
         '--out',
@@ -55,9 +64,11 @@ def main():
                                 osp.splitext(osp.basename(args.config))[0])
 
     checkpoint = args.checkpoint
+    ckpt = load_checkpoint_file(checkpoint)
+    state = ckpt.get('state_dict', ckpt)
     if 'student' in cfg.model:  # a distillation config: test the student
-        ckpt = load_checkpoint_file(checkpoint)
-        if any(k.startswith('student.') for k in ckpt.get('state_dict', ckpt)):
+        if any(k.startswith('student.') for k in state):
+            state = student_state_dict(state)
             os.makedirs(cfg.work_dir, exist_ok=True)
             checkpoint = export_student(
                 ckpt, osp.join(cfg.work_dir, 'student_for_test.pth'))
@@ -74,6 +85,13 @@ def main():
 
     setup_cpu_distributed(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
+    model = runner.model.module if is_model_wrapper(
+        runner.model) else runner.model
+    check_fit(model, {
+        k[7:] if k.startswith('module.') else k: v
+        for k, v in state.items()
+    }, args.checkpoint, f'the model of {args.config}', args.strict,
+              'pass --no-strict to test with what fits')
     runner.test()
 
 

@@ -3,11 +3,13 @@ import copy
 import os.path as osp
 from typing import Optional, Union
 
-import torch
 from mmengine.config import Config
+from torch import nn
 
 from mmkd.version import __version__
+from .atomic import save_atomically
 from .checkpoint import load_checkpoint_file
+from .fit import check_fit
 
 
 def student_state_dict(state_dict: dict, prefix: str = 'student.') -> dict:
@@ -50,7 +52,8 @@ def student_config(cfg: Config) -> Config:
 
 def export_student(checkpoint: Union[str, dict],
                    out: str,
-                   cfg: Optional[Config] = None) -> str:
+                   cfg: Optional[Config] = None,
+                   model: Optional[nn.Module] = None) -> str:
     """Write a student-only checkpoint (and its config) from a distiller's.
 
     The file holds ``state_dict`` (student weights) and ``meta``
@@ -64,22 +67,29 @@ def export_student(checkpoint: Union[str, dict],
         cfg (Config, optional): The distillation config; when given, the
             student's config is written beside ``out`` as
             ``<out stem>_config.py``. Defaults to None.
+        model (nn.Module, optional): The student built from its config;
+            when given, the weights must fit it key for key and shape for
+            shape, or nothing is written. Defaults to None.
 
     Returns:
         str: ``out``.
     """
+    source = checkpoint if isinstance(checkpoint, str) else 'the checkpoint'
     if isinstance(checkpoint, str):
         checkpoint = load_checkpoint_file(checkpoint)
     state = student_state_dict(checkpoint.get('state_dict', checkpoint))
     if not state:
         raise KeyError('the checkpoint has no student.* weights: is it a '
                        'distiller checkpoint?')
+    if model is not None:
+        check_fit(model, state, source, 'the student of the config', True,
+                  'export with the config it was trained with')
     old_meta = checkpoint.get('meta') or {}
     meta = dict(mmkd_version=__version__)
     for key in ('dataset_meta', 'epoch', 'iter', 'seed'):
         if key in old_meta:
             meta[key] = old_meta[key]
-    torch.save(dict(state_dict=state, meta=meta), out)
+    save_atomically(dict(state_dict=state, meta=meta), out)
     if cfg is not None and cfg.get('model') is not None:
         student_config(cfg).dump(osp.splitext(out)[0] + '_config.py')
     return out

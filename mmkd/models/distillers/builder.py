@@ -12,6 +12,7 @@ from mmengine.registry import DefaultScope
 from torch import nn
 
 from mmkd.utils.checkpoint import load_checkpoint_file
+from mmkd.utils.fit import mismatch_report
 
 TEACHER_KEYS = ('config', 'checkpoint', 'strict')
 
@@ -81,24 +82,6 @@ def _checkpoint_state_dict(path: str, key: str) -> dict:
     }
 
 
-def _mismatch_report(model: nn.Module, state: dict, limit: int = 5) -> str:
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [
-        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
-        for k, v in state.items()
-        if k in own and hasattr(v, 'shape') and v.shape != own[k].shape
-    ]
-    parts = [
-        f'{len(items)} {what} (first: {items[:limit]})'
-        for what, items in (('missing keys', missing), ('unexpected keys',
-                                                        unexpected),
-                            ('shape mismatches', shapes)) if items
-    ]
-    return '; '.join(parts)
-
-
 def load_teacher_checkpoint(teacher: nn.Module, path: str, strict: bool,
                             key: str) -> None:
     """Load ``path`` into ``teacher``; strict by default, with a clear error.
@@ -110,7 +93,7 @@ def load_teacher_checkpoint(teacher: nn.Module, path: str, strict: bool,
         key (str): The config key of the checkpoint, for errors.
     """
     state = _checkpoint_state_dict(path, key)
-    report = _mismatch_report(teacher, state)
+    report = mismatch_report(teacher, state)
     if report and strict:
         raise RuntimeError(
             f'{key}: {path!r} does not fit the teacher: {report}. Check that '
