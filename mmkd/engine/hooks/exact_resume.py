@@ -8,6 +8,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import HistoryBuffer
 
 from mmkd.registry import HOOKS
+from mmkd.utils.checkpoint import CHECKSUM, tensor_checksum
 
 _BUFFER = '__history_buffer__'
 
@@ -62,6 +63,9 @@ class ExactResumeHook(Hook):
       The hook saves and restores the python, numpy, torch (and CUDA) RNG
       states, so training N iterations, stopping and resuming gives the
       weights of a straight run, with deterministic kernels.
+    - It writes a SHA-256 of the checkpoint's tensors (``tensor_sha256``),
+      computed last, so a checkpoint damaged on disk stops the load (mmkd's
+      loader verifies it, naming the file) instead of training on garbage.
 
     Example:
         >>> ExactResumeHook().priority
@@ -80,6 +84,7 @@ class ExactResumeHook(Hook):
             state['cuda'] = torch.cuda.get_rng_state_all()
         checkpoint['rng_state'] = to_safe(state)
         checkpoint['meta'] = to_safe(checkpoint['meta'])
+        checkpoint[CHECKSUM] = tensor_checksum(checkpoint)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if 'message_hub' in checkpoint:
