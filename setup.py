@@ -16,7 +16,8 @@ setup(
     long_description=open('README.md').read(),
     long_description_content_type='text/markdown',
     packages=find_packages(include=['mmkd', 'mmkd.*']),
-    python_requires='>=3.8',
+    # torch >= 2.6 (safe checkpoint loading by default) needs Python 3.9
+    python_requires='>=3.9',
     # torch and mmcv are installed first (see README): mmcv builds against
     # the installed torch, so pip must not resolve either here.
     install_requires=['mmengine>=0.10.0,<1.0'],
