@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
-from mmkd.datasets import make_digits
+from mmkd.datasets import compose_image, digit_crops, make_digits
 
 SMALL = dict(
     num_train=6, num_val=3, image_size=64, scale=(12, 24), progress=False)
@@ -71,3 +71,33 @@ def test_bad_arguments_fail_before_writing(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_digits(str(tmp_path / 'f'), **dict(SMALL, **kwargs))
     assert not (tmp_path / 'f').exists()
+
+
+def test_digit_crops_cut_the_digits_of_composed_images():
+    scans = np.zeros((3, 8, 8))
+    scans[:, 2:6, 2:6] = 16  # a square blob of ink
+    labels = np.array([2, 5, 9])
+    rng = np.random.default_rng(1)
+    crops, digits = digit_crops(rng, scans, labels, 4, crop=24,
+                                image_size=64, per_image=(2, 2),
+                                scale=(12, 16))
+    # the same images as compose_image draws, from the same random stream
+    replay = np.random.default_rng(1)
+    cats = []
+    for _ in range(4):
+        cats += compose_image(replay, scans, labels, 64, (2, 2), (12, 16))[2]
+        for _ in range(2):
+            replay.integers(-4, 5, 2)  # each crop's jitter
+    assert digits.tolist() == cats and len(digits) == 8
+    assert crops.shape == (8, 24, 24, 3) and crops.dtype == np.uint8
+    # every crop holds its digit's ink: the blob is brighter or darker
+    # than the texture around it by far
+    spread = crops.reshape(8, -1).max(1).astype(int) - \
+        crops.reshape(8, -1).min(1)
+    assert (spread > 100).all()
+    again, _ = digit_crops(np.random.default_rng(1), scans, labels, 4,
+                           crop=24, image_size=64, per_image=(2, 2),
+                           scale=(12, 16))
+    np.testing.assert_array_equal(crops, again)
+    with pytest.raises(ValueError, match='crop=80'):
+        digit_crops(rng, scans, labels, 1, crop=80, image_size=64)

@@ -30,6 +30,19 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.clip(tint + 60 * (smooth - 0.5) + noise, 0, 255)
 
 
+def _alpha(scan: np.ndarray, side: int) -> np.ndarray:
+    """An 8x8 scan (values 0-16) scaled to ``(side, side)`` opacities."""
+    return np.asarray(
+        Image.fromarray((scan / 16).astype(np.float32)).resize(
+            (side, side), Image.BILINEAR)).clip(0, 1)
+
+
+def _ink(rng: np.random.Generator) -> np.ndarray:
+    """Bright ink mostly, dark sometimes: both stand out of the texture."""
+    return rng.uniform(190, 255, 3) if rng.random() < 0.7 else rng.uniform(
+        0, 25, 3)
+
+
 def _place(rng: np.random.Generator, boxes: list, side: int,
            size: int) -> Tuple[int, int]:
     """A top-left corner whose square overlaps no placed box by much."""
@@ -74,15 +87,10 @@ def compose_image(rng: np.random.Generator, scans: np.ndarray,
     for _ in range(int(rng.integers(per_image[0], per_image[1] + 1))):
         i = int(rng.integers(len(scans)))
         side = int(rng.integers(scale[0], scale[1] + 1))
-        alpha = np.asarray(
-            Image.fromarray((scans[i] / 16).astype(np.float32)).resize(
-                (side, side), Image.BILINEAR)).clip(0, 1)
+        alpha = _alpha(scans[i], side)
         x, y = _place(rng, placed, side, size)
         placed.append((x, y, x + side, y + side))
-        # bright ink mostly, dark sometimes: both stand out of the texture
-        ink = (
-            rng.uniform(190, 255, 3) if rng.random() < 0.7 else rng.uniform(
-                0, 25, 3))
+        ink = _ink(rng)
         window = img[y:y + side, x:x + side]
         window[:] = window * (1 - alpha[..., None]) + ink * alpha[..., None]
         rows, cols = np.nonzero(alpha > 0.25)
@@ -96,6 +104,61 @@ def compose_image(rng: np.random.Generator, scans: np.ndarray,
         ])
         cats.append(int(labels[i]))
     return img.astype(np.uint8), boxes, cats, seg
+
+
+def digit_crops(rng: np.random.Generator,
+                scans: np.ndarray,
+                labels: np.ndarray,
+                num_images: int,
+                crop: int = 48,
+                image_size: int = 128,
+                per_image: Tuple[int, int] = (2, 5),
+                scale: Tuple[int, int] = (18, 40)):
+    """Crops of one digit each, cut from images made as :func:`make_digits`
+    makes them, for classification (backbone pretraining).
+
+    Each of ``num_images`` images is drawn by :func:`compose_image`; every
+    digit in it gives a ``crop``-pixel window around its box (jittered,
+    inside the image), so digits keep the set's scales, textures and
+    neighbours.
+
+    Args:
+        rng (np.random.Generator): The random source.
+        scans (np.ndarray): ``(N, 8, 8)`` digit scans, values 0-16.
+        labels (np.ndarray): ``(N,)`` their digits.
+        num_images (int): Images to cut from.
+        crop (int): Crop side. Defaults to 48.
+        image_size (int): Image side. Defaults to 128.
+        per_image (tuple[int, int]): Digits per image. Defaults to (2, 5).
+        scale (tuple[int, int]): Digit side in pixels. Defaults to (18, 40).
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: ``(M, crop, crop, 3)`` uint8 crops
+        and their ``(M,)`` digits.
+
+    Example:
+        >>> scans = np.full((2, 8, 8), 16.)
+        >>> crops, digits = digit_crops(
+        ...     np.random.default_rng(0), scans, np.array([4, 7]), 3, crop=24,
+        ...     image_size=48, per_image=(1, 1), scale=(8, 16))
+        >>> crops.shape, crops.dtype, sorted(set(digits.tolist())) <= [4, 7]
+        ((3, 24, 24, 3), dtype('uint8'), True)
+    """
+    if not 0 < crop <= image_size:
+        raise ValueError(f'crop={crop} must satisfy 0 < crop <= '
+                         f'image_size={image_size}')
+    crops, digits = [], []
+    for _ in range(num_images):
+        img, boxes, cats, _ = compose_image(rng, scans, labels, image_size,
+                                            per_image, scale)
+        for (x, y, w, h), cat in zip(boxes, cats):
+            cx, cy = (int(v) for v in rng.integers(-4, 5, 2))
+            left = min(max(x + w // 2 + cx - crop // 2, 0), image_size - crop)
+            top = min(max(y + h // 2 + cy - crop // 2, 0), image_size - crop)
+            crops.append(img[top:top + crop, left:left + crop])
+            digits.append(cat)
+    return (np.stack(crops) if crops else np.zeros(
+        (0, crop, crop, 3), np.uint8)), np.asarray(digits, np.int64)
 
 
 def make_digits(root: str,
