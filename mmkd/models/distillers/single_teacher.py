@@ -13,13 +13,28 @@ from .pairing import BasePairing
 from .specs import CONSTANT, build_registered, parse_losses, tap_names
 from .taps import TapRecorder, TapsComplete, levels_of
 
+# Losses of other files that compare distributions over dim 1 (classes).
+DISTRIBUTION_LOSSES = ('PixelWiseKDLoss', 'KnowledgeDistillationKLDivLoss')
 
-def channel_free(loss: nn.Module) -> bool:
-    """Whether a loss compares maps of any widths (e.g. affinities); a
-    wrapper such as TeKAP answers for the loss it wraps."""
+
+def _inner(loss: nn.Module) -> nn.Module:
+    # a wrapper such as TeKAP answers for the loss it wraps
     while hasattr(loss, 'loss') and isinstance(loss.loss, nn.Module):
         loss = loss.loss
-    return getattr(loss, 'channel_free', False)
+    return loss
+
+
+def channel_free(loss: nn.Module) -> bool:
+    """Whether a loss compares maps of any widths (e.g. affinities)."""
+    return getattr(_inner(loss), 'channel_free', False)
+
+
+def compares_distributions(loss: nn.Module) -> bool:
+    """Whether a loss compares distributions over dim 1 (classes, or box-edge
+    bins), entry by entry: no adapter may remap them."""
+    loss = _inner(loss)
+    return getattr(loss, 'compares_distributions',
+                   type(loss).__name__ in DISTRIBUTION_LOSSES)
 
 
 def probe_data_samples(model: nn.Module, size: int) -> list:
@@ -207,6 +222,9 @@ class SingleTeacherDistiller(BaseModel):
         adapters = nn.ModuleDict()
         for name, (ch_s, ch_t) in channels.items():
             spec = self.loss_specs[name]
+            if compares_distributions(self.distill_losses[name]):
+                self._check_distributions(name, ch_s, ch_t)
+                continue
             if spec.adapter is True or (spec.adapter == 'auto'
                                         and ch_s != ch_t):
                 adapters[name] = ConvAdapter(ch_s, ch_t)
@@ -219,6 +237,23 @@ class SingleTeacherDistiller(BaseModel):
                     '(only losses marked channel_free, like PairWiseKDLoss, '
                     'compare maps of different widths)')
         return adapters
+
+    def _check_distributions(self, name: str, ch_s: list, ch_t: list):
+        spec, key = self.loss_specs[name], f'model.losses.{name}'
+        loss = type(_inner(self.distill_losses[name])).__name__
+        if ch_s != ch_t:
+            raise ValueError(
+                f'{key}: {loss} compares class distributions, but the '
+                f'student source {spec.student!r} has {ch_s} classes (logits '
+                f'per level) and the teacher source {spec.teacher!r} has '
+                f'{ch_t}; an adapter would invent a mapping between the class '
+                'sets. Distil between models with the same classes (e.g. '
+                'num_classes), or use a feature loss')
+        if spec.adapter is True:
+            raise ValueError(
+                f'{key}.adapter is True, but {loss} compares class '
+                'distributions, which an adapter must not remap; set '
+                "adapter to 'auto' or False")
 
     def _apply(self, fn, *args, **kwargs):
         # Device and dtype moves reach the teacher, which is no submodule.

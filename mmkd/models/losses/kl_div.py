@@ -36,6 +36,8 @@ class KLDivLoss(nn.Module):
         0.6931
     """
 
+    compares_distributions = True  # no adapter; counts must match
+
     def __init__(self, temperature: float = 1.0,
                  loss_weight: float = 1.0) -> None:
         super().__init__()

@@ -34,6 +34,8 @@ class SigmoidSoftCELoss(nn.Module):
         1.3863
     """
 
+    compares_distributions = True  # no adapter; counts must match
+
     def __init__(self,
                  temperature: float = 1.0,
                  loss_weight: float = 1.0) -> None:

@@ -56,14 +56,16 @@ class WeightedSoftCELoss(nn.Module):
         torch.Size([])
     """
 
+    compares_distributions = True  # no adapter; counts must match
+
     def __init__(self,
                  temperature: float = 1.0,
                  bg_weight: float = 1.5,
                  loss_weight: float = 1.0) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ValueError(
-                f'temperature must be > 0, got temperature={temperature}')
+        if not 0 < temperature < float('inf'):
+            raise ValueError('temperature must be a finite number > 0, got '
+                             f'temperature={temperature}')
         self.temperature = temperature
         self.bg_weight = bg_weight
         self.loss_weight = loss_weight
