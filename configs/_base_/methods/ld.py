@@ -1,6 +1,7 @@
 # Localization distillation (Zheng et al., CVPR 2022) with the valuable
 # localization region and main-region classification KD of the official
-# code (HikariTJU/LD). Drop ld_vlr and kd_cls (and vlr=True) for mmdet's LD.
+# code (HikariTJU/LD). Drop ld_valuable and kd_cls (and vlr=True) for
+# mmdet's LD. (mmengine logs any key ending in 'lr' as a learning rate.)
 ld = dict(
     pairings=dict(ld=dict(type='mmkd.GFLPairing', vlr=True)),
     losses=dict(
@@ -9,10 +10,10 @@ ld = dict(
                 teacher='ld.corners', inputs=dict(weight='ld.weights'),
                 temperature=10, loss_weight=0.25),
         # valuable localization region, weighted by IoU
-        ld_vlr=dict(type='mmkd.LDLoss', student='ld.vlr_corners',
-                    teacher='ld.vlr_corners',
-                    inputs=dict(weight='ld.vlr_weights'), temperature=10,
-                    avg_factor=16.0, loss_weight=0.25),
+        ld_valuable=dict(type='mmkd.LDLoss', student='ld.vlr_corners',
+                         teacher='ld.vlr_corners',
+                         inputs=dict(weight='ld.vlr_weights'),
+                         temperature=10, avg_factor=16.0, loss_weight=0.25),
         # main-region classification KD, averaged per level
         kd_cls=dict(type='mmkd.LDLoss', student='ld.cls', teacher='ld.cls',
                     inputs=dict(weight='ld.cls_weights'), temperature=2,

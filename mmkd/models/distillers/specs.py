@@ -1,4 +1,6 @@
 """Parse the ``losses`` entries of a distiller config into loss specs."""
+import difflib
+import inspect
 from typing import Dict, NamedTuple, Set, Tuple, Union
 
 from mmengine.config import ConfigDict
@@ -26,11 +28,34 @@ class LossSpec(NamedTuple):
     inputs: Dict[str, str]
 
 
+def check_arguments(cfg: dict, key: str) -> None:
+    """Refuse an argument the registered class does not take, naming the
+    config key, the close match and the valid arguments."""
+    cls = MODELS.get(cfg.get('type')) if isinstance(cfg.get('type'),
+                                                    str) else None
+    if not inspect.isclass(cls):
+        return
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    valid = [n for n in params if n != 'self']
+    for arg in cfg:
+        if arg != 'type' and arg not in valid:
+            close = difflib.get_close_matches(arg, valid, n=1)
+            hint = f'; did you mean {close[0]!r}?' if close else ';'
+            raise TypeError(
+                f'{key}.{arg}: {cls.__name__} has no argument {arg!r}{hint} '
+                f'its arguments are {valid}')
+    if isinstance(cfg.get('loss'), dict) and 'type' in cfg['loss']:
+        check_arguments(cfg['loss'], f'{key}.loss')  # wrappers (TeKAP)
+
+
 def build_registered(cfg: dict, key: str, kind: str = 'loss') -> nn.Module:
     """Build a loss or pairing in mmkd's scope; an unknown type lists
-    what exists."""
+    what exists, and a bad argument names its config key."""
     with DefaultScope.overwrite_default_scope('mmkd'):
         try:
+            check_arguments(cfg, key)
             return MODELS.build(cfg)
         except KeyError as err:
             if 'is not in the' not in str(err):
@@ -42,6 +67,10 @@ def build_registered(cfg: dict, key: str, kind: str = 'loss') -> nn.Module:
                 f"{key}.type: {cfg.get('type')!r} is not a registered {kind}; "
                 f'mmkd has {known}, and mmdet/mmseg losses work with their '
                 "scope ('mmdet.KnowledgeDistillationKLDivLoss')") from err
+        except (TypeError, ValueError) as err:
+            if str(err).startswith(key):
+                raise
+            raise type(err)(f'{key}: {err}') from err
 
 
 def parse_losses(losses: Dict[str, dict], student: nn.Module,
@@ -63,6 +92,10 @@ def parse_losses(losses: Dict[str, dict], student: nn.Module,
         key = f'model.losses.{name}'
         if not name.isidentifier():
             raise ValueError(f'{key}: loss names must be identifiers')
+        if name.endswith('lr'):
+            raise ValueError(
+                f"{key}: mmengine logs every key ending in 'lr' "
+                f"(distill.{name}) as a learning rate; rename the loss")
         cfg = dict(cfg)
         adapter = cfg.pop('adapter', 'auto')
         if adapter not in ADAPTER_MODES:

@@ -59,15 +59,17 @@ class LDLoss(nn.Module):
         0.0
     """
 
+    compares_distributions = True  # no adapter; counts must match
+
     def __init__(self,
                  temperature: float = 10.0,
                  avg_factor: Optional[float] = 4.0,
                  loss_weight: float = 0.25) -> None:
         super().__init__()
-        if temperature <= 0:
-            raise ValueError(
-                f'temperature must be > 0, got temperature={temperature}')
-        if avg_factor is not None and avg_factor <= 0:
+        if not 0 < temperature < float('inf'):
+            raise ValueError('temperature must be a finite number > 0, got '
+                             f'temperature={temperature}')
+        if avg_factor is not None and not 0 < avg_factor < float('inf'):
             raise ValueError(
                 f'avg_factor must be > 0 or None, got avg_factor={avg_factor}')
         self.temperature = temperature

@@ -185,7 +185,8 @@ def test_valuable_localization_region_by_hand():
 
 
 def test_vlr_records_and_all_losses(gfl_files, batch):
-    cfg = ld_config(gfl_files, vlr=True, ld=LD, ld_vlr=LD_VLR, kd_cls=KD_CLS)
+    cfg = ld_config(
+        gfl_files, vlr=True, ld=LD, ld_valuable=LD_VLR, kd_cls=KD_CLS)
     distiller = build(cfg.model).train()
     data = distiller.data_preprocessor(copy.deepcopy(batch), True)
     _, _, _, paired = distiller.collect(data['inputs'], data['data_samples'])
@@ -195,13 +196,14 @@ def test_vlr_records_and_all_losses(gfl_files, batch):
     assert vlr_s.shape == (len(weights), 17) and vlr_s.requires_grad
     assert ((weights > 0) & (weights <= 1)).all()
     losses = distiller.loss(data['inputs'], data['data_samples'])
-    for name in ('ld', 'ld_vlr', 'kd_cls'):
+    for name in ('ld', 'ld_valuable', 'kd_cls'):
         assert torch.isfinite(losses[f'distill.{name}'])
         assert losses[f'distill.{name}'] > 0
 
 
 def test_runner_trains_and_validates(gfl_files, tmp_path):
-    cfg = ld_config(gfl_files, vlr=True, ld=LD, ld_vlr=LD_VLR, kd_cls=KD_CLS)
+    cfg = ld_config(
+        gfl_files, vlr=True, ld=LD, ld_valuable=LD_VLR, kd_cls=KD_CLS)
     cfg.work_dir = str(tmp_path)
     cfg.train_cfg.max_iters = cfg.train_cfg.val_interval = 3
     runner = Runner.from_cfg(cfg)
@@ -210,7 +212,7 @@ def test_runner_trains_and_validates(gfl_files, tmp_path):
     hub = runner.message_hub
     assert 'val/coco/bbox_mAP' in hub.log_scalars
     assert hub.get_scalar('val/coco/bbox_mAP').current() >= 0
-    for name in ('ld', 'ld_vlr', 'kd_cls'):
+    for name in ('ld', 'ld_valuable', 'kd_cls'):
         assert hub.get_scalar(f'train/distill.{name}').current() > 0
     after = runner.model.student.bbox_head.gfl_reg.weight
     assert not torch.equal(before, after)
