@@ -39,3 +39,74 @@ def test_centroids_are_class_means(det_files, tmp_path):
             torch.testing.assert_close(centers[k], emb[labels == k].mean(0))
         else:
             assert (centers[k] == 0).all()
+
+
+def running_config(det_files, work_dir, max_iters):
+    from conftest import roi_config
+    cfg = roi_config(det_files)
+    cfg.work_dir = str(work_dir)
+    cfg.train_cfg.max_iters = max_iters
+    cfg.train_cfg.val_interval = 100
+    cfg.custom_hooks = [
+        dict(type='mmkd.ExactResumeHook'),
+        dict(type='mmkd.TeacherCentroidHook', num_iters=1, running=True)
+    ]
+    return cfg
+
+
+def test_running_centroids_are_the_means_of_every_step(det_files, tmp_path):
+    """As the official KD++ code: the class means of the teacher's
+    embeddings over the proposals of all training steps (plus the initial
+    batches), background included."""
+    from mmengine.runner import Runner
+    runner = Runner.from_cfg(running_config(det_files, tmp_path, 3))
+    model = runner.model
+    seen = []
+    model.distill_losses['nd'].register_forward_pre_hook(
+        lambda m, args, kwargs: seen.append(
+            (args[1].detach().clone(), kwargs['labels'].clone())),
+        with_kwargs=True)
+    runner.train()
+    hook = next(h for h in runner.hooks
+                if isinstance(h, TeacherCentroidHook))
+    initial = torch.load(tmp_path / 'roi_centers.pth')
+    counts = hook._initial_counts.clone()
+    sums = initial.double() * counts[:, None]
+    assert len(seen) == 3 and counts.sum() > 0
+    for emb, labels in seen:
+        for k in range(4):
+            sums[k] += emb[labels == k].double().sum(0)
+            counts[k] += (labels == k).sum()
+    expected = (sums / counts.clamp(min=1)[:, None]).float()
+    expected = torch.where(counts[:, None] > 0, expected, initial)
+    torch.testing.assert_close(model.constants['roi_centers'], expected)
+    assert not torch.allclose(expected, initial)
+
+
+def test_running_centroids_resume_where_they_stopped(det_files, tmp_path):
+    """The running sums travel in the checkpoint: a resumed run starts from
+    the centroids the interrupted run had reached, not the initial ones."""
+    from mmengine.runner import Runner
+    first = Runner.from_cfg(running_config(det_files, tmp_path, 2))
+    first.train()
+    reached = first.model.constants['roi_centers'].clone()
+    hook = next(h for h in first.hooks if isinstance(h, TeacherCentroidHook))
+    cfg = running_config(det_files, tmp_path, 2)  # nothing left to train
+    cfg.resume = True
+    resumed = Runner.from_cfg(cfg)
+    resumed.train()
+    again = next(h for h in resumed.hooks
+                 if isinstance(h, TeacherCentroidHook))
+    torch.testing.assert_close(again._counts, hook._counts, rtol=0, atol=0)
+    torch.testing.assert_close(
+        resumed.model.constants['roi_centers'], reached, rtol=0, atol=0)
+    initial = torch.load(tmp_path / 'roi_centers.pth')
+    assert not torch.allclose(reached, initial)
+
+
+def test_running_needs_a_loss_reading_the_constant(det_files, tmp_path):
+    from mmengine.runner import Runner
+    cfg = running_config(det_files, tmp_path, 1)
+    cfg.model.losses = {'kd': cfg.model.losses['kd']}
+    with pytest.raises(ValueError, match="no loss reads 'const.roi_centers'"):
+        Runner.from_cfg(cfg).train()
