@@ -30,6 +30,17 @@ class TeacherCentroidHook(Hook):
     matches or when it resumed from a checkpoint, and logs which (a stale
     file is computed again). ``file`` loads given centroids instead.
 
+    The official KD++ code accumulates the teacher's embeddings of the
+    student's sampled proposals over 30,000 training iterations, background
+    included, and trains with those fixed means. ``running=True`` does the
+    same within one run: the estimate starts from the ``num_iters`` batches
+    above and every training step adds the embeddings and labels that the
+    loss reading ``'const.<name>'`` received, so the centroids become the
+    cumulative class means over all the proposals seen so far (ranks are
+    summed under DDP; the sums are saved in checkpoints, so a resumed run
+    continues them). Without it the centroids stay those of the first
+    ``num_iters`` batches, taken on an untrained student's proposals.
+
     Args:
         source (str): Paired record of the embeddings; the teacher side is
             used. Defaults to 'roi.emb'.
@@ -42,6 +53,8 @@ class TeacherCentroidHook(Hook):
         num_iters (int): Training batches to average over. Defaults to 100.
         file (str, optional): Load the centroids from this file instead of
             computing them. Defaults to None.
+        running (bool): Keep updating the centroids during training with
+            every step's teacher embeddings. Defaults to False.
 
     Example:
         >>> hook = TeacherCentroidHook(num_iters=10)
@@ -57,7 +70,8 @@ class TeacherCentroidHook(Hook):
                  num_classes: Optional[int] = None,
                  name: str = 'roi_centers',
                  num_iters: int = 100,
-                 file: Optional[str] = None) -> None:
+                 file: Optional[str] = None,
+                 running: bool = False) -> None:
         if num_iters < 1:
             raise ValueError(f'TeacherCentroidHook.num_iters={num_iters} '
                              'must be >= 1')
@@ -68,6 +82,12 @@ class TeacherCentroidHook(Hook):
         self.source, self.labels = source, labels
         self.num_classes = num_classes
         self.name, self.num_iters, self.file = name, num_iters, file
+        if not isinstance(running, bool):
+            raise ValueError('TeacherCentroidHook.running must be True or '
+                             f'False, got {running!r}')
+        self.running = running
+        self._sums = self._counts = self._initial_counts = None
+        self._seen = []
 
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(
@@ -95,6 +115,76 @@ class TeacherCentroidHook(Hook):
                 f'({num_classes}, D): one per class, background included')
         model.constants[self.name] = centers.to(
             next(model.parameters()).device)
+        if self.running:
+            self._watch(model, centers)
+
+    # ---- running means ---------------------------------------------------
+    def _watch(self, model, centers: torch.Tensor) -> None:
+        """Record the embeddings and labels every step's ND loss gets."""
+        const = f'const.{self.name}'
+        found = [(n, s) for n, s in model.loss_specs.items()
+                 if const in s.inputs.values()]
+        if not found:
+            raise ValueError(
+                f'TeacherCentroidHook(running=True): no loss reads {const!r}'
+                f' (model.losses.*.inputs); nothing to update from')
+        name, spec = found[0]
+        args = [a for a, src in spec.inputs.items() if src == self.labels]
+        if spec.teacher != self.source or not args:
+            raise ValueError(
+                f'TeacherCentroidHook(running=True): model.losses.{name} '
+                f'reads teacher {spec.teacher!r} and inputs {spec.inputs}; '
+                f'the hook averages source={self.source!r} by '
+                f'labels={self.labels!r}: make them the same records')
+        if self._sums is None:  # not restored from a checkpoint
+            counts = self._initial_counts
+            self._counts = (counts.clone() if counts is not None else
+                            torch.zeros(len(centers), dtype=torch.float64))
+            self._sums = centers.double() * self._counts[:, None]
+        self._publish(model)
+
+        def record(module, inputs, kwargs) -> None:
+            if module.training:
+                self._seen.append((inputs[1].detach(), kwargs[args[0]]))
+
+        model.distill_losses[name].register_forward_pre_hook(
+            record, with_kwargs=True)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        if not self.running or self._sums is None:
+            return
+        seen, self._seen = self._seen, []
+        sums = torch.zeros_like(self._sums)
+        counts = torch.zeros_like(self._counts)
+        for emb, labels in seen:
+            labels = labels.long().cpu()
+            sums.index_add_(0, labels, emb.double().cpu())
+            counts += torch.bincount(labels, minlength=len(counts))
+        all_reduce(sums)
+        all_reduce(counts)
+        self._sums += sums
+        self._counts += counts
+        self._publish(runner.model.module if is_model_wrapper(runner.model)
+                      else runner.model)
+
+    def _publish(self, model) -> None:
+        """The running means where a class was seen, else the old value."""
+        current = model.constants[self.name]
+        seen = (self._counts > 0)[:, None].to(current.device)
+        means = (self._sums / self._counts.clamp(min=1)[:, None]).to(current)
+        model.constants[self.name] = torch.where(seen, means, current)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self.running and self._sums is not None:
+            checkpoint.setdefault('meta', {})[f'{self.name}_running'] = dict(
+                sums=self._sums.clone(), counts=self._counts.clone())
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        state = checkpoint.get('meta', {}).get(f'{self.name}_running')
+        if self.running and state is not None:
+            self._sums = state['sums'].double()
+            self._counts = state['counts'].double()
 
     @staticmethod
     def _infer_classes(model) -> int:
@@ -108,13 +198,19 @@ class TeacherCentroidHook(Hook):
     def _compute(self, runner, model, num_classes: int) -> torch.Tensor:
         batches = (batch for _, batch in zip(range(self.num_iters),
                                              runner.train_dataloader))
-        return class_means(model, batches, self.source, self.labels,
-                           num_classes)
+        centers, self._initial_counts = class_means(
+            model, batches, self.source, self.labels, num_classes,
+            with_counts=True)
+        return centers
 
 
 @torch.no_grad()
-def class_means(model, batches, source: str, labels: str,
-                num_classes: int) -> torch.Tensor:
+def class_means(model,
+                batches,
+                source: str,
+                labels: str,
+                num_classes: int,
+                with_counts: bool = False):
     """Per-label mean of the teacher side of ``source`` over ``batches``.
 
     Args:
@@ -123,6 +219,8 @@ def class_means(model, batches, source: str, labels: str,
         source (str): Paired record, e.g. 'roi.emb'.
         labels (str): Plain record of labels, e.g. 'roi.labels'.
         num_classes (int): Number of centroids, background included.
+        with_counts (bool): Also return the samples per class. Defaults to
+            False.
     """
     sums = counts = None
     was_training = model.student.training
@@ -146,4 +244,5 @@ def class_means(model, batches, source: str, labels: str,
     if empty:
         warnings.warn(f'TeacherCentroidHook: classes {empty} had no sample; '
                       'their centroids are zero (raise num_iters)')
-    return (sums / counts.clamp(min=1)[:, None]).cpu()
+    means = (sums / counts.clamp(min=1)[:, None]).cpu()
+    return (means, counts.double().cpu()) if with_counts else means
