@@ -5,4 +5,7 @@ custom_hooks = [
     dict(type='mmkd.ExactResumeHook'),
     # work_dir/student.pth + student_config.py, loadable without mmkd
     dict(type='mmkd.StudentExportHook'),
+    # the teacher scored with the run's metric on a few validation batches
+    # before training; a warning at 0 (floor=..., action='error' to stop)
+    dict(type='mmkd.TeacherCheckHook'),
 ]

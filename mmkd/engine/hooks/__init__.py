@@ -4,8 +4,10 @@ from .finite_loss import FiniteLossHook
 from .loss_weight_schedule import DistillLossWeightHook
 from .student_export import StudentExportHook
 from .teacher_centroids import TeacherCentroidHook
+from .teacher_check import TeacherCheckHook
 
 __all__ = [
     'AtomicCheckpointHook', 'DistillLossWeightHook', 'ExactResumeHook',
-    'FiniteLossHook', 'StudentExportHook', 'TeacherCentroidHook'
+    'FiniteLossHook', 'StudentExportHook', 'TeacherCentroidHook',
+    'TeacherCheckHook'
 ]
