@@ -116,3 +116,26 @@ def test_fallback_allows_no_general_getattr(tmp_path):
     torch.save(dict(message_hub=hub.state_dict(), x=reach), path)
     with pytest.raises(pickle.UnpicklingError, match='refused getattr'):
         load_checkpoint_file(str(path))
+
+
+@pytest.mark.parametrize('entry', ['teacher', 'export'])
+def test_payload_as_teacher_or_export_runs_nothing(entry, det_files, tmp_path,
+                                                   monkeypatch):
+    from mmengine.registry import init_default_scope
+
+    from mmkd.models.distillers.builder import build_teacher
+    from mmkd.utils import export_student
+    marker = tmp_path / 'created_by_payload'
+    path = tmp_path / 'distiller.pth'
+    torch.save(
+        dict(state_dict={'student.w': torch.ones(1)},
+             x=Reduce(open, str(marker), 'w')), path)
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    init_default_scope('mmdet')
+    with pytest.raises(pickle.UnpicklingError, match=str(path)):
+        if entry == 'teacher':
+            build_teacher(dict(config=det_files['teacher'],
+                               checkpoint=str(path)))
+        else:
+            export_student(str(path), str(tmp_path / 'student.pth'))
+    assert not marker.exists()
