@@ -40,6 +40,14 @@ class LDLoss(nn.Module):
     ``avg_factor=1.0`` and ``w_i = 1 / positives of the level``. The teacher
     is detached; no rows give 0.
 
+    On the same rows and weights the three terms equal the official
+    ``LDHead.loss_single`` (summed over levels), values and gradients.
+    Departures: ``avg_factor`` is fixed per loss rather than passed per call
+    (the per-level KD divisor goes into ``w_i`` instead, which gives the same
+    sum); any ``T > 0`` is accepted (officially ``T >= 1``); the official
+    head's zero-weighted extras (``loss_kd_neg`` times 0, ``loss_im`` weight
+    0) are left out.
+
     Args:
         temperature (float): Softmax temperature ``T`` of both sides.
             Defaults to 10.0.

@@ -99,3 +99,99 @@ def test_registered():
             F.log_softmax(z / 2, 1),
             F.softmax(z.flip(1) / 2, 1),
             reduction='none').mean(1).sum() / 4)
+
+
+def official_ld_head_level(bbox_pred, soft_targets, cls_score, soft_label,
+                           labels, label_weights, vlr, reg_max):
+    """LD terms of one level, written afresh from HikariTJU/LD
+    ``mmdet/models/dense_heads/ld_head.py`` ``LDHead.loss_single`` with
+    ``mmdet/models/losses/kd_loss.py`` ``knowledge_distillation_kl_div_loss``
+    and ``utils.weight_reduce_loss`` (mean with an avg_factor: weighted sum
+    / avg_factor), at the head's defaults: ``loss_ld`` and ``loss_ld_vlr``
+    weight 0.25, T 10; ``loss_kd`` weight 10, T 2."""
+
+    def kd(pred, soft, weight, T, avg_factor, loss_weight):
+        p_t = torch.softmax(soft / T, dim=1)
+        log_p_s = torch.log_softmax(pred / T, dim=1)
+        per_row = (p_t * (p_t.log() - log_p_s)).mean(dim=1) * T * T
+        return loss_weight * (per_row * weight).sum() / avg_factor
+
+    num_classes, bins = cls_score.shape[1], reg_max + 1
+    pos = ((labels >= 0) & (labels < num_classes)).nonzero().squeeze(1)
+    quality = cls_score.detach().sigmoid().max(dim=1)[0][pos]
+    edge_weight = quality[:, None].expand(-1, 4).reshape(-1)
+    loss_ld = kd(bbox_pred[pos].reshape(-1, bins),
+                 soft_targets[pos].reshape(-1, bins), edge_weight, 10., 4.,
+                 0.25)
+    loss_kd = kd(cls_score[pos], soft_label[pos], label_weights[pos], 2.,
+                 pos.shape[0], 10.)
+    remain = (vlr > 0).nonzero().squeeze(1)
+    vlr_weight = vlr[remain][:, None].expand(-1, 4).reshape(-1)
+    loss_vlr = kd(bbox_pred[remain].reshape(-1, bins),
+                  soft_targets[remain].reshape(-1, bins), vlr_weight, 10., 16.,
+                  0.25)
+    return loss_ld, loss_kd, loss_vlr
+
+
+def test_matches_official_ld_head_values_and_gradients():
+    """The three LD terms of configs/_base_/methods/ld.py, on the rows and
+    weights GFLPairing builds, against the official head, level by level."""
+    torch.manual_seed(0)
+    reg_max, num_classes, sizes = 4, 3, (12, 5)
+    levels = []
+    for size in sizes:
+        labels = torch.full((size, ), num_classes)
+        labels[torch.randperm(size)[:size // 3]] = torch.randint(
+            0, num_classes, (size // 3, ))
+        vlr = torch.rand(size) * (torch.rand(size) > 0.5)
+        levels.append(
+            dict(
+                bbox_pred=torch.randn(size, 4 * (reg_max + 1),
+                                      dtype=torch.float64) * 3,
+                soft_targets=torch.randn(size, 4 * (reg_max + 1),
+                                         dtype=torch.float64) * 3,
+                cls_score=torch.randn(size, num_classes, dtype=torch.float64),
+                soft_label=torch.randn(size, num_classes,
+                                       dtype=torch.float64),
+                labels=labels,
+                label_weights=torch.rand(size, dtype=torch.float64) + 0.5,
+                vlr=vlr.double()))
+    reg_s = torch.cat([lv['bbox_pred'] for lv in levels]).requires_grad_()
+    cls_s = torch.cat([lv['cls_score'] for lv in levels]).requires_grad_()
+    # official: one loss_single call per level, the per-level losses summed
+    starts = [0, sizes[0]]
+    official = [0., 0., 0.]
+    for start, size, lv in zip(starts, sizes, levels):
+        terms = official_ld_head_level(
+            reg_s[start:start + size], lv['soft_targets'],
+            cls_s[start:start + size], lv['soft_label'], lv['labels'],
+            lv['label_weights'], lv['vlr'], reg_max)
+        official = [o + t for o, t in zip(official, terms)]
+    # mmkd: rows and weights over all levels at once, as GFLPairing.records
+    cat = lambda key: torch.cat([lv[key] for lv in levels])  # noqa: E731
+    labels, vlr = cat('labels'), cat('vlr')
+    reg_t, cls_t = cat('soft_targets'), cat('soft_label')
+    level = torch.repeat_interleave(torch.arange(2), torch.tensor(sizes))
+    pos = labels < num_classes
+    per_level = torch.bincount(level[pos], minlength=2)
+    bins, region = reg_max + 1, vlr > 0
+    ld = LDLoss(temperature=10, loss_weight=0.25)(
+        reg_s[pos].reshape(-1, bins), reg_t[pos].reshape(-1, bins),
+        cls_s.detach().sigmoid().max(1).values[pos].repeat_interleave(4))
+    kd = LDLoss(temperature=2, avg_factor=1.0, loss_weight=10.0)(
+        cls_s[pos], cls_t[pos],
+        cat('label_weights')[pos] / per_level[level[pos]])
+    vlr_loss = LDLoss(temperature=10, avg_factor=16.0, loss_weight=0.25)(
+        reg_s[region].reshape(-1, bins), reg_t[region].reshape(-1, bins),
+        vlr[region].repeat_interleave(4))
+    for ours, ref in zip((ld, kd, vlr_loss), official):
+        assert_close(ours, ref)
+        grads = torch.autograd.grad(
+            ours, (reg_s, cls_s), retain_graph=True, allow_unused=True)
+        ref_grads = torch.autograd.grad(
+            ref, (reg_s, cls_s), retain_graph=True, allow_unused=True)
+        for grad, ref_grad in zip(grads, ref_grads):
+            if ref_grad is None:
+                assert grad is None or not grad.any()
+            else:
+                assert_close(grad, ref_grad)
