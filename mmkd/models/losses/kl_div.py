@@ -21,6 +21,13 @@ class KLDivLoss(nn.Module):
     ...)``: the softmax is over dim 1 and the mean over every other
     position. The teacher is detached; no samples give 0.
 
+    On ``(N, C)`` logits this equals the official ``KDLoss`` (``kd_weight``
+    is ``loss_weight``; the official detection runs use ``T = 1``, weight 1).
+    Departures: maps are an extension (the official loss only sees RoI
+    logits; its ``'batchmean'`` on an ``(N, C, H, W)`` map would sum over
+    the ``H * W`` positions, not average them), and an empty batch gives 0
+    where the official code gives NaN.
+
     Args:
         temperature (float): Softmax temperature ``T``. Defaults to 1.0.
         loss_weight (float): Weight of the loss. Defaults to 1.0.

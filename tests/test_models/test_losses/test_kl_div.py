@@ -59,3 +59,30 @@ def test_empty_and_mismatched_inputs():
         KLDivLoss()(torch.zeros(4, 3), torch.zeros(4, 2))
     with pytest.raises(ValueError, match='temperature must be > 0'):
         KLDivLoss(temperature=0)
+
+
+def official_kd_loss(s_out, t_out, T, kd_weight):
+    """Written afresh from WangYZ1608/Knowledge-Distillation-via-ND,
+    ``Detection/model/utils.py``, ``KDLoss.forward``: KL(p_t || p_s) of the
+    T-softened logits summed over classes, divided by the batch size
+    ('batchmean'), times T^2 and kd_weight. One row at a time."""
+    total = 0.
+    for z_s, z_t in zip(s_out, t_out):
+        log_p_s = z_s / T - torch.logsumexp(z_s / T, dim=0)
+        log_p_t = z_t / T - torch.logsumexp(z_t / T, dim=0)
+        total = total + (log_p_t.exp() * (log_p_t - log_p_s)).sum()
+    return total / len(s_out) * T * T * kd_weight
+
+
+@pytest.mark.parametrize('T,kd_weight', [(1., 1.), (4., 0.5)])
+def test_matches_official_kdloss_values_and_gradients(T, kd_weight):
+    torch.manual_seed(0)
+    s = torch.randn(7, 9, dtype=torch.float64) * 3
+    t = torch.randn(7, 9, dtype=torch.float64) * 3
+    s_ours, s_ref = s.clone().requires_grad_(), s.clone().requires_grad_()
+    ours = KLDivLoss(temperature=T, loss_weight=kd_weight)(s_ours, t)
+    ref = official_kd_loss(s_ref, t, T, kd_weight)
+    torch.testing.assert_close(ours, ref)
+    ours.backward()
+    ref.backward()
+    torch.testing.assert_close(s_ours.grad, s_ref.grad)

@@ -7,8 +7,10 @@ from mmkd.registry import MODELS
 
 
 def official_direct_norm_loss(s_emb, t_emb, centers, labels, nd_weight=1.0):
-    """DirectNormLoss of WangYZ1608/Knowledge-Distillation-via-ND, one sample
-    at a time as the official code does (centres given as a tensor)."""
+    """Written afresh from WangYZ1608/Knowledge-Distillation-via-ND,
+    ``Detection/model/utils.py``, ``DirectNormLoss.project_center`` and
+    ``forward``: one sample at a time, summed, times ``nd_weight``, divided by
+    the number of labels (centres given as a tensor, not a JSON dict)."""
     loss = 0.0
     for s, t, i in zip(s_emb, t_emb, labels):
         center = centers[i.item()]
