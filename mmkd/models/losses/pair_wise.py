@@ -39,9 +39,10 @@ class PairWiseKDLoss(nn.Module):
     per dimension (ceil mode), as the official
     ``CriterionPairWiseforWholeFeatAfterPool``; the normalisation matches the
     official ``sim_dis_compute`` (channel L2 norm plus ``eps = 1e-8``, norm
-    detached, computed in float32). One departure: a kernel that would round
-    to 0 (a side shorter than ``1 / pool_scale``) is 1 here, where the
-    official code fails.
+    detached, computed in float32). The official run trains on one GPU with
+    8 images, so its ``/ N`` is the mean over the batch, as here. One
+    departure: a kernel that would round to 0 (a side shorter than ``1 /
+    pool_scale``) is 1 here, where the official code fails.
 
     Channel counts may differ; spatial sizes must match (the distiller
     resizes). A tuple or list of maps is one level per item, summed. The

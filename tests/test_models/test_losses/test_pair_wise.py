@@ -22,9 +22,11 @@ def loop_max_pool(feat, kernel):
 
 
 def authors_sim_dis(f_s, f_t):
-    """Loop transcription of the official ``sim_dis_compute``: positions
-    divided by their detached channel L2 norm + 1e-8, summed squared
-    differences of the cosine matrices / (H'W')^2 / N."""
+    """Loop transcription of the official ``sim_dis_compute``
+    (irfanICMLL/structure_knowledge_distillation, ``utils/utils.py``, with
+    ``L2`` and ``similarity``): positions divided by their detached channel
+    L2 norm + 1e-8, summed squared differences of the cosine matrices /
+    (H'W')^2 / N."""
     n, _, h, w = f_t.shape
     m = h * w
     total = torch.zeros(())
@@ -41,8 +43,10 @@ def authors_sim_dis(f_s, f_t):
 
 
 def authors_pair_wise(f_s, f_t, scale):
-    """Official ``CriterionPairWiseforWholeFeatAfterPool`` (kernel from the
-    teacher's size), with our guard against a kernel of 0."""
+    """Official ``CriterionPairWiseforWholeFeatAfterPool.forward``
+    (``utils/criterion.py``): max pooling, kernel = stride = int(scale *
+    size) of the teacher's map, ceil mode, then ``sim_dis_compute``; with
+    our guard against a kernel of 0."""
     kernel = [max(1, int(size * scale)) for size in f_t.shape[2:]]
     return authors_sim_dis(
         loop_max_pool(f_s, kernel), loop_max_pool(f_t, kernel))
