@@ -2,7 +2,7 @@
 
     python tools/benchmark_methods.py [--seeds 0 1 2] [--methods NAME ...]
         [--tekap] [--work-dir work_dirs/method_benchmark] [--data DIR]
-        [--no-overhead]
+        [--no-overhead] [--scratch]
 
 For each student/teacher pair the chosen methods need (Faster R-CNN, GFL and
 PSPNet on the digits sets, ``configs/demo/``) it trains the teacher once
@@ -11,6 +11,8 @@ distilled student with ``tools/train.py``, all on the same schedule. It reads
 each run's last validation metric, runs ``tools/benchmark.py`` on each
 method config at the digits batch (overhead ratio and peak memory), and
 writes ``results.md`` (mean ± std) and ``results.png`` in the work dir.
+Backbones start from digit classification (tools/pretrain_digits.py, into
+``<data>/pretrained/``, made once), or from nothing with ``--scratch``.
 ``--tekap`` adds each method with TeKAP on its logit and feature losses.
 
 A finished run leaves ``result.json`` in its folder and is not trained
@@ -25,7 +27,7 @@ import statistics
 import subprocess
 import sys
 
-from quickstart import curve, data_options  # tools/ is on sys.path
+from quickstart import backbone_options, curve, data_options  # in tools/
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(REPO, 'configs', 'demo')
@@ -105,6 +107,15 @@ def parse_args():
         default=[],
         help='appended to every training run (e.g. a '
         'shorter train_cfg.max_iters for a smoke run)')
+    parser.add_argument(
+        '--scratch',
+        action='store_true',
+        help='backbones from scratch, not pretrained on digits')
+    parser.add_argument(
+        '--pretrain-iters',
+        type=int,
+        default=None,
+        help='iterations of tools/pretrain_digits.py when it has to run')
     return parser.parse_args()
 
 
@@ -120,7 +131,8 @@ def train(config: str, run_dir: str, pair: str, options: list, args) -> dict:
         sys.executable,
         osp.join(REPO, 'tools', 'train.py'), config, '--work-dir', run_dir,
         '--cfg-options', *data_options(args.data, detection), *options,
-        *args.cfg_options
+        *backbone_options(config, args.data, args.scratch,
+                          args.pretrain_iters), *args.cfg_options
     ]
     print(f'[benchmark] {osp.relpath(run_dir, args.work_dir)}', flush=True)
     with open(osp.join(_mkdir(run_dir), 'train.log'), 'w') as log:

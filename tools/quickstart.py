@@ -2,8 +2,12 @@
 
     python tools/quickstart.py [--fast] [--work-dir work_dirs/quickstart]
         [--distill configs/demo/faster_rcnn_r34_to_r18_digits_nd.py]
+        [--scratch]
 
-Makes the digits data if missing (tools/make_digits.py), trains the teacher
+Makes the digits data if missing (tools/make_digits.py), pretrains the
+backbones on digit classification if missing (tools/pretrain_digits.py,
+into ``<data>/pretrained/``; ``--scratch`` starts them from nothing instead),
+trains the teacher
 (or reuses ``<work-dir>/teacher/teacher.pth``), the baseline student and a
 distilled student (``--distill``: any Faster R-CNN config of
 configs/demo/, hint imitation by default), each with tools/train.py and
@@ -19,6 +23,8 @@ import os.path as osp
 import shutil
 import subprocess
 import sys
+
+from pretrain_digits import prepare, scratch_options  # tools/ is on sys.path
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(REPO, 'configs', 'demo')
@@ -41,6 +47,19 @@ def data_options(root: str, detection: bool = True) -> list:
             for split in ('val', 'test')
         ]
     return opts
+
+
+def backbone_options(config: str,
+                     data: str,
+                     scratch: bool = False,
+                     iters: int = None) -> list:
+    """--cfg-options starting ``config``'s backbones from the digit
+    classification weights in ``<data>/pretrained/`` (pretrained first if
+    missing, for ``iters`` iterations) or, with ``scratch``, from nothing."""
+    if scratch:
+        return scratch_options(config)
+    extra = {} if iters is None else dict(iters=iters)
+    return prepare(config, osp.join(data, 'pretrained'), **extra)
 
 
 def fast_options(config: str) -> list:
@@ -122,6 +141,10 @@ def main():
         '--distill',
         default=DISTILLED,
         help='the distillation config of the third run')
+    parser.add_argument(
+        '--scratch',
+        action='store_true',
+        help='backbones from scratch, not pretrained on digits')
     args = parser.parse_args()
     work_dir = args.work_dir or osp.join(
         REPO, 'work_dirs', 'quickstart_fast' if args.fast else 'quickstart')
@@ -146,6 +169,8 @@ def main():
             print(f'[quickstart] reusing the teacher {teacher_ckpt}')
             run_dir = osp.join(work_dir, 'teacher')
         else:
+            options += backbone_options(config, data, args.scratch,
+                                        2 if args.fast else None)
             run_dir = train(name, config, work_dir, options)
         if name == 'teacher' and not osp.isfile(teacher_ckpt):
             last = max(

@@ -1,12 +1,16 @@
-# The student: Faster R-CNN, ResNet-18 at width 16, FPN 64, no pretrained
-# weights, anchors sized for 6-40 px digits.
+# The student: Faster R-CNN, ResNet-18 at width 16, FPN 64, anchors sized for
+# 6-40 px digits. The backbone starts from digit classification
+# (python tools/pretrain_digits.py writes data/digits/pretrained/); train
+# from scratch with --cfg-options model.backbone.init_cfg=None.
 _base_ = [
     'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
     './_base_/digits_detection.py'
 ]
 model = dict(
-    backbone=dict(depth=18, base_channels=16, init_cfg=None,
-                  frozen_stages=-1, norm_eval=False),
+    backbone=dict(
+        depth=18, base_channels=16, frozen_stages=-1, norm_eval=False,
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='data/digits/pretrained/resnet18_w16.pth')),
     neck=dict(in_channels=[16, 32, 64, 128], out_channels=64),
     rpn_head=dict(in_channels=64, feat_channels=64,
                   anchor_generator=dict(scales=[4], strides=[4, 8, 16, 32,

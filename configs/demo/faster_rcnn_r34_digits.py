@@ -3,7 +3,9 @@
 # wider, deeper network is no better than the student).
 _base_ = './faster_rcnn_r18_digits.py'
 model = dict(
-    backbone=dict(depth=34, base_channels=32),
+    backbone=dict(
+        depth=34, base_channels=32,
+        init_cfg=dict(checkpoint='data/digits/pretrained/resnet34_w32.pth')),
     neck=dict(in_channels=[32, 64, 128, 256]))
 train_cfg = dict(max_iters=800, val_interval=200)
 param_scheduler = [

@@ -1,5 +1,7 @@
-# The student: GFL, ResNet-18 at width 16, FPN 64 from stride 4, no
-# pretrained weights, anchors (ATSS) sized for 6-40 px digits.
+# The student: GFL, ResNet-18 at width 16, FPN 64 from stride 4, anchors
+# (ATSS) sized for 6-40 px digits. The backbone is Faster R-CNN's, from the
+# same digit-classification weights (python tools/pretrain_digits.py); train
+# from scratch with --cfg-options model.backbone.init_cfg=None.
 _base_ = './_base_/digits_detection.py'
 model = dict(
     type='GFL',
@@ -19,7 +21,8 @@ model = dict(
         norm_cfg=dict(type='BN', requires_grad=True),
         norm_eval=False,
         style='pytorch',
-        init_cfg=None),
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='data/digits/pretrained/resnet18_w16.pth')),
     neck=dict(
         type='FPN',
         in_channels=[16, 32, 64, 128],

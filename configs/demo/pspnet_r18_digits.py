@@ -1,5 +1,8 @@
-# The student: PSPNet, ResNet-18-D8 (V1c) at width 16, decode head 64, no
-# pretrained weights, plain BN (SyncBN needs a process group).
+# The student: PSPNet, ResNet-18-D8 (V1c) at width 16, decode head 64, plain
+# BN (SyncBN needs a process group). The backbone starts from digit
+# classification (python tools/pretrain_digits.py writes
+# data/digits/pretrained/); train from scratch with
+# --cfg-options model.backbone.init_cfg=None.
 _base_ = [
     'mmseg::_base_/models/pspnet_r50-d8.py',
     './_base_/digits_segmentation.py'
@@ -8,8 +11,11 @@ norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     pretrained=None,
     data_preprocessor=dict(size=(128, 128)),
-    backbone=dict(depth=18, base_channels=16, stem_channels=16,
-                  norm_cfg=norm_cfg, init_cfg=None),
+    backbone=dict(
+        depth=18, base_channels=16, stem_channels=16, norm_cfg=norm_cfg,
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='data/digits/pretrained/resnet18_v1c_w16.pth')),
     decode_head=dict(in_channels=128, channels=64, num_classes=11,
                      norm_cfg=norm_cfg),
     auxiliary_head=dict(in_channels=64, channels=32, num_classes=11,

@@ -2,6 +2,7 @@
 seeds, a method, the overhead figures, table and PNG; TeKAP variants."""
 import importlib.util
 import json
+import os
 import os.path as osp
 import sys
 
@@ -34,7 +35,7 @@ def test_method_benchmark_smoke(tmp_path):
     work = tmp_path / 'bench'
     args = ('--methods', 'hint', '--seeds', '0', '1', '--data', data,
             '--work-dir', str(work), '--overhead-iters', '1', '--no-memory',
-            '--cfg-options', *SHORT)
+            '--pretrain-iters', '2', '--cfg-options', *SHORT)
     proc = run_script(osp.join(REPO, 'tools', 'benchmark_methods.py'), *args)
     table = (work / 'results.md').read_text()
     rows = [line for line in table.splitlines() if 'Faster R-CNN' in line]
@@ -42,6 +43,10 @@ def test_method_benchmark_smoke(tmp_path):
         'teacher', 'baseline', 'hint'
     ]
     assert '(2)' in rows[1] and '(1)' in rows[0]  # two seeds, one teacher
+    # backbones pretrained once, next to the data
+    assert sorted(os.listdir(osp.join(data, 'pretrained'))) == [
+        'resnet18_w16.pth', 'resnet34_w32.pth'
+    ]
     assert 'hint' in proc.stdout
     results = json.loads((work / 'results.json').read_text())
     hint = results['faster_rcnn']['hint']

@@ -21,6 +21,10 @@ def test_fast_quickstart_end_to_end(tmp_path):
     assert (work / 'teacher' / 'teacher.pth').exists()
     assert (work / 'distilled' / 'student.pth').exists()
     assert 'faster_rcnn_r34_to_r18_digits_hint.py' in table
+    # the backbones were pretrained (a few iterations) next to the data
+    for name in ('resnet18_w16.pth', 'resnet34_w32.pth'):
+        assert (tmp_path / 'digits' / 'pretrained' / name).exists()
+    assert 'val accuracy' in proc.stdout
 
 
 def test_fast_quickstart_with_a_centroid_hook(tmp_path):
@@ -33,3 +37,12 @@ def test_fast_quickstart_with_a_centroid_hook(tmp_path):
                  'faster_rcnn_r34_to_r18_digits_nd.py'))
     assert (work / 'distilled' / 'roi_centers.pth').exists()
     assert 'digits_nd.py' in (work / 'results.md').read_text()
+
+
+def test_fast_quickstart_from_scratch(tmp_path):
+    work = tmp_path / 'qs'
+    run_script(
+        osp.join(REPO, 'tools', 'quickstart.py'), '--fast', '--scratch',
+        '--work-dir', str(work), '--data', str(tmp_path / 'digits'))
+    assert not (tmp_path / 'digits' / 'pretrained').exists()
+    assert '| gain' in (work / 'results.md').read_text()
