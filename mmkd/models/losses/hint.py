@@ -18,6 +18,13 @@ class FeatureHintLoss(nn.Module):
     detached here. Chen et al. weight the term by ``gamma = 0.5``, which the
     configs set as ``loss_weight``.
 
+    Chen et al. have no official code. Their ``L_Hint(V, Z) = ||V - Z||_2^2``
+    states no normaliser; here it is the mean over every element (batch,
+    channels, positions) of each level, i.e. ``||V - Z||^2 / (N C H W)``,
+    so the strength does not grow with the batch or the map size. Their
+    hint is one layer; several levels (an FPN) are summed, not averaged, so
+    five levels weigh five times one.
+
     Args:
         loss_weight (float): Weight of the loss. Defaults to 1.0.
 

@@ -39,3 +39,31 @@ def test_gradients_reach_student_and_adapter_never_teacher():
     assert s.grad.abs().sum() > 0
     assert adapter.convs[0].weight.grad.abs().sum() > 0
     assert t.grad is None
+
+
+def paper_hint(levels_v, levels_z, gamma):
+    """Chen et al. (NeurIPS 2017), L_Hint(V, Z) = ||V - Z||_2^2, with the
+    normaliser FeatureHintLoss documents (the number of elements of
+    each level), summed over levels and weighted by gamma."""
+    total = 0.
+    for v, z in zip(levels_v, levels_z):
+        total = total + ((v - z)**2).sum() / v.numel()
+    return gamma * total
+
+
+def test_matches_paper_formula_values_and_gradients():
+    torch.manual_seed(0)
+    shapes = [(2, 4, 6, 5), (2, 4, 3, 3)]
+    v = [torch.randn(*shape, dtype=torch.float64) for shape in shapes]
+    z = [torch.randn(*shape, dtype=torch.float64) for shape in shapes]
+    v_ours = [x.clone().requires_grad_() for x in v]
+    v_ref = [x.clone().requires_grad_() for x in v]
+    ours = FeatureHintLoss(loss_weight=0.5)(v_ours, z)
+    ref = paper_hint(v_ref, z, 0.5)
+    assert_close(ours, ref)
+    ours.backward()
+    ref.backward()
+    for a, b, x, t in zip(v_ours, v_ref, v, z):
+        assert_close(a.grad, b.grad)
+        # d/dV of gamma * ||V - Z||^2 / numel
+        assert_close(a.grad, 0.5 * 2 * (x - t) / x.numel())
