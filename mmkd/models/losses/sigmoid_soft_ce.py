@@ -22,6 +22,13 @@ class SigmoidSoftCELoss(nn.Module):
     softmax form has no counterpart here: departing from Chen et al., the
     negative part is not re-weighted. The teacher is detached.
 
+    Chen et al. have no official code and no sigmoid form; the choices made
+    here: no ``T ** 2`` factor (as :class:`WeightedSoftCELoss`), and the
+    normaliser is every location of the map (``N * H * W``), not the
+    sampled anchors nor the positives that sigmoid heads' own losses divide
+    by (focal loss: the number of positives), so its weight against the
+    task loss depends on the map size and the number of objects.
+
     Args:
         temperature (float): Softening temperature ``T``. Defaults to 1.0.
         loss_weight (float): Weight of the loss. Defaults to 1.0.

@@ -37,6 +37,16 @@ class WeightedSoftCELoss(nn.Module):
     one input per level (FPN); the loss is summed over levels. No ``T ** 2``
     factor is applied (Chen et al. use none); the teacher is detached.
 
+    Chen et al. have no official code; the choices made here: the mean is
+    over the rows given, which with :class:`mmkd.models.RoIPairing` /
+    :class:`mmkd.models.RPNPairing` are the student's sampled RoIs / anchors,
+    the same ``N`` as mmdet's own cross-entropy (``avg_factor`` = sampled
+    count), so ``mu * CE + (1 - mu) * L_soft`` is the paper's ``L_cls``
+    averaged over ``N``. ``T = 1`` by default, as the paper found no
+    temperature best for detection. Dense maps average over every location,
+    not a sample of them, and several levels are summed: both are
+    extensions.
+
     Args:
         temperature (float): Softmax temperature ``T`` of both sides.
             Defaults to 1.0.

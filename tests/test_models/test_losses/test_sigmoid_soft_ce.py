@@ -42,3 +42,35 @@ def test_mismatched_heads_raise():
         SigmoidSoftCELoss()(torch.zeros(1, 6, 2, 2), torch.zeros(1, 9, 2, 2))
     with pytest.raises(ValueError, match='temperature must be > 0'):
         SigmoidSoftCELoss(temperature=0)
+
+
+def test_matches_a_loop_over_locations_and_channels():
+    """The documented formula, one location and channel at a time: sum over
+    the channels of -(p_t log p_s + (1 - p_t) log(1 - p_s)), p =
+    sigmoid(z / T), averaged over the N * H * W locations, levels summed."""
+    torch.manual_seed(0)
+    T = 2.
+    levels_s = [torch.randn(2, 3, 2, 3, dtype=torch.float64),
+                torch.randn(2, 3, 1, 2, dtype=torch.float64)]
+    levels_t = [torch.randn_like(z) * 3 for z in levels_s]
+    ours_s = [z.clone().requires_grad_() for z in levels_s]
+    ref_s = [z.clone().requires_grad_() for z in levels_s]
+    ref = 0.
+    for z_s, z_t in zip(ref_s, levels_t):
+        n, c, h, w = z_s.shape
+        level = 0.
+        for i in range(n):
+            for y in range(h):
+                for x in range(w):
+                    for k in range(c):
+                        p_s = torch.sigmoid(z_s[i, k, y, x] / T)
+                        p_t = torch.sigmoid(z_t[i, k, y, x] / T)
+                        level = level - (p_t * p_s.log() +
+                                         (1 - p_t) * (1 - p_s).log())
+        ref = ref + level / (n * h * w)
+    ours = SigmoidSoftCELoss(temperature=T, loss_weight=0.5)(ours_s, levels_t)
+    assert_close(ours, 0.5 * ref)
+    ours.backward()
+    (0.5 * ref).backward()
+    for a, b in zip(ours_s, ref_s):
+        assert_close(a.grad, b.grad)

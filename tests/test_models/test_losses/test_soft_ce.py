@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from mmdet.models.losses import CrossEntropyLoss
 from torch.testing import assert_close
 
 from mmkd.models.losses import WeightedSoftCELoss
@@ -105,3 +106,34 @@ def test_errors():
 def test_registered():
     loss = MODELS.build(dict(type='mmkd.WeightedSoftCELoss', bg_weight=2.))
     assert isinstance(loss, WeightedSoftCELoss) and loss.bg_weight == 2.
+
+
+def test_with_the_students_ce_gives_the_papers_l_cls():
+    """Chen et al. (NeurIPS 2017, no official code): L_cls = mu * L_hard +
+    (1 - mu) * L_soft, averaged over the N sampled RoIs, L_soft = -sum_c
+    w_c P_t,c log P_s,c with w = 1.5 on the background. mmdet's CE at
+    loss_weight mu over the same N rows plus this loss at 1 - mu is it,
+    values and gradients."""
+    torch.manual_seed(0)
+    mu, n, c = 0.5, 6, 4  # background is column c - 1
+    z_s = torch.randn(n, c, dtype=torch.float64)
+    z_t = torch.randn(n, c, dtype=torch.float64) * 2
+    labels = torch.randint(0, c, (n, ))
+    s_ours, s_ref = z_s.clone().requires_grad_(), z_s.clone().requires_grad_()
+    ours = CrossEntropyLoss(loss_weight=mu)(
+        s_ours, labels, torch.ones(n), avg_factor=n) + WeightedSoftCELoss(
+            loss_weight=1 - mu)(s_ours, z_t)
+    w = torch.ones(c, dtype=torch.float64)
+    w[-1] = 1.5
+    total = 0.
+    for row_s, row_t, y in zip(s_ref, z_t, labels):
+        log_p_s = row_s - torch.logsumexp(row_s, 0)
+        p_t = (row_t - torch.logsumexp(row_t, 0)).exp()
+        hard = -log_p_s[y]
+        soft = -(w * p_t * log_p_s).sum()
+        total = total + mu * hard + (1 - mu) * soft
+    ref = total / n
+    assert_close(ours, ref)
+    ours.backward()
+    ref.backward()
+    assert_close(s_ours.grad, s_ref.grad)
