@@ -66,12 +66,12 @@ def main():
     checkpoint = args.checkpoint
     ckpt = load_checkpoint_file(checkpoint)
     state = ckpt.get('state_dict', ckpt)
+    if any(k.startswith('student.') for k in state):  # a distiller's
+        state = student_state_dict(state)
+        os.makedirs(cfg.work_dir, exist_ok=True)
+        checkpoint = export_student(
+            ckpt, osp.join(cfg.work_dir, 'student_for_test.pth'))
     if 'student' in cfg.model:  # a distillation config: test the student
-        if any(k.startswith('student.') for k in state):
-            state = student_state_dict(state)
-            os.makedirs(cfg.work_dir, exist_ok=True)
-            checkpoint = export_student(
-                ckpt, osp.join(cfg.work_dir, 'student_for_test.pth'))
         cfg = student_config(cfg)
     cfg.load_from = checkpoint
 

@@ -94,3 +94,25 @@ def test_export_refuses_a_wider_student(det_files, tmp_path):
     with pytest.raises(RuntimeError, match='shape mismatches'):
         export_student(distiller, out, cfg, model=student)
     assert not osp.exists(out)
+
+
+def test_students_own_config_takes_a_distiller_checkpoint(
+        det_files, tmp_path):
+    weights = torch.load(
+        save_teacher(det_files['student'], str(tmp_path / 'w.pth')))
+    ckpt = str(tmp_path / 'iter_2.pth')
+    torch.save(
+        dict(state_dict={
+            f'student.{k}': v
+            for k, v in weights['state_dict'].items()
+        }), ckpt)
+    proc = run_script(
+        osp.join(REPO, 'tools', 'test.py'),
+        det_files['student'],
+        ckpt,
+        '--work-dir',
+        str(tmp_path),
+        cwd=str(tmp_path))
+    out = proc.stdout + proc.stderr
+    assert 'missing keys' not in out and 'does not fit' not in out
+    assert 'coco/bbox_mAP' in out
