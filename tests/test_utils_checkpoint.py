@@ -139,3 +139,18 @@ def test_payload_as_teacher_or_export_runs_nothing(entry, det_files, tmp_path,
         else:
             export_student(str(path), str(tmp_path / 'student.pth'))
     assert not marker.exists()
+
+
+def test_downloads_load_like_local_files(tmp_path):
+    from mmkd.utils.checkpoint import load_from_http
+    good, bad = tmp_path / 'good.pth', tmp_path / 'bad.pth'
+    torch.save(dict(state_dict=dict(w=torch.ones(2))), good)
+    torch.save(dict(x=Reduce(open, str(tmp_path / 'marker'), 'w')), bad)
+    cache = tmp_path / 'cache'
+    # a file:// URL stands for a download: nothing leaves the machine
+    ckpt = load_from_http(good.as_uri(), model_dir=str(cache))
+    torch.testing.assert_close(ckpt['state_dict']['w'], torch.ones(2))
+    assert (cache / 'good.pth').exists()
+    with pytest.raises(pickle.UnpicklingError, match=str(cache / 'bad.pth')):
+        load_from_http(bad.as_uri(), model_dir=str(cache))
+    assert not (tmp_path / 'marker').exists()

@@ -15,6 +15,7 @@ import pickle
 import re
 import warnings
 from typing import Any, Iterator, Tuple
+from urllib.parse import urlparse
 
 import torch
 from mmengine.dist import barrier, get_dist_info
@@ -200,27 +201,24 @@ def load_from_http(filename: str,
                    map_location=None,
                    model_dir=None,
                    progress: bool = False) -> Any:
-    """Download (on local rank 0 first) and load with ``weights_only``."""
+    """Download into torch's hub cache (local rank 0 first), then load the
+    cached file as :func:`load_from_local` does."""
+    folder = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
+    cached = osp.join(folder, osp.basename(urlparse(filename).path))
     rank, world_size = get_dist_info()
 
-    def load():
-        try:
-            return torch.hub.load_state_dict_from_url(
-                filename,
-                model_dir=model_dir,
-                map_location=map_location,
-                progress=progress,
-                weights_only=True)
-        except pickle.UnpicklingError as err:
-            raise _refused(err, filename) from None
+    def download():
+        if not osp.isfile(cached):
+            os.makedirs(folder, exist_ok=True)
+            torch.hub.download_url_to_file(filename, cached, progress=progress)
 
     if rank == 0:
-        checkpoint = load()
+        download()
     if world_size > 1:
         barrier()
         if rank > 0:
-            checkpoint = load()
-    return checkpoint
+            download()
+    return load_from_local(cached, map_location)
 
 
 CheckpointLoader.register_scheme('', load_from_local, force=True)
