@@ -4,4 +4,4 @@
 _base_ = ['../pspnet_r18_digits.py', '../../_base_/distill_runtime.py']
 teacher = dict(
     config='{{fileDirname}}/../pspnet_r34_digits.py',
-    checkpoint='work_dirs/pspnet_r34_digits/iter_800.pth')
+    checkpoint='work_dirs/pspnet_r34_digits/iter_400.pth')
