@@ -13,5 +13,7 @@ model = dict(
 custom_hooks = [
     dict(type='mmkd.ExactResumeHook'),
     dict(type='mmkd.StudentExportHook'),
-    dict(type='mmkd.TeacherCentroidHook', name='roi_centers', num_iters=50),
+    dict(type='mmkd.TeacherCheckHook'),
+    dict(type='mmkd.TeacherCentroidHook', name='roi_centers', num_iters=50,
+         running=True),
 ]

@@ -4,8 +4,8 @@
 # KnowledgeDistillationKLDivLoss averages over classes, 1/81 of it on COCO),
 # both on the student's sampled proposals; weights 1.0 / 1.0 (the official
 # code uses ND 1.5 for R18 students). The centroids are the teacher's class
-# means over 1000 training batches, computed before training by
-# TeacherCentroidHook.
+# means over 1000 training batches before training, then over every
+# training step's proposals too (TeacherCentroidHook, running=True).
 kdpp = dict(
     pairings=dict(roi=dict(type='mmkd.RoIPairing')),
     losses=dict(
@@ -18,6 +18,9 @@ kdpp = dict(
     hooks=[
         dict(type='mmkd.ExactResumeHook'),
         dict(type='mmkd.StudentExportHook'),
+        dict(type='mmkd.TeacherCheckHook'),
+        # running: cumulative class means over every training step's
+        # proposals, as the official code estimates them
         dict(type='mmkd.TeacherCentroidHook', name='roi_centers',
-             num_iters=1000),
+             num_iters=1000, running=True),
     ])
