@@ -141,7 +141,7 @@ def digit_crops(rng: np.random.Generator,
         >>> crops, digits = digit_crops(
         ...     np.random.default_rng(0), scans, np.array([4, 7]), 3, crop=24,
         ...     image_size=48, per_image=(1, 1), scale=(8, 16))
-        >>> crops.shape, crops.dtype, sorted(set(digits.tolist())) <= [4, 7]
+        >>> crops.shape, crops.dtype, set(digits.tolist()) <= {4, 7}
         ((3, 24, 24, 3), dtype('uint8'), True)
     """
     if not 0 < crop <= image_size:
