@@ -26,6 +26,7 @@ import os.path as osp
 import statistics
 import subprocess
 import sys
+import time
 
 from quickstart import backbone_options, curve, data_options  # in tools/
 
@@ -60,6 +61,10 @@ METHODS = {
     'ld': ('gfl', 'gfl_r34_to_r18_digits_ld.py'),
     'seg_hint': ('pspnet', 'pspnet_r34_to_r18_digits_hint.py'),
     'skd': ('pspnet', 'pspnet_r34_to_r18_digits_skd.py'),
+    # structured KD's terms alone (ablations)
+    'skd_pixel': ('pspnet', 'pspnet_r34_to_r18_digits_skd_pixel.py'),
+    'skd_pair': ('pspnet', 'pspnet_r34_to_r18_digits_skd_pair.py'),
+    'skd_holistic': ('pspnet', 'pspnet_r34_to_r18_digits_skd_holistic.py'),
 }
 # TeKAP's two presets (mmkd.TeKAP's docstring), by the wrapped loss type
 TEKAP_LOGITS = dict(num_views=3, alpha=0.1, noise_std=1.0, view_weight=0.8)
@@ -102,6 +107,10 @@ def parse_args():
         action='store_true',
         help='tools/benchmark.py --no-memory (no peak memory on CPU)')
     parser.add_argument(
+        '--docs',
+        help='also write the full report to this Markdown file (e.g. '
+        'docs/benchmark.md), with its plot and JSON beside it')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         default=[],
@@ -135,6 +144,7 @@ def train(config: str, run_dir: str, pair: str, options: list, args) -> dict:
                           args.pretrain_iters), *args.cfg_options
     ]
     print(f'[benchmark] {osp.relpath(run_dir, args.work_dir)}', flush=True)
+    start = time.time()
     with open(osp.join(_mkdir(run_dir), 'train.log'), 'w') as log:
         proc = subprocess.run(
             cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
@@ -143,7 +153,10 @@ def train(config: str, run_dir: str, pair: str, options: list, args) -> dict:
         raise RuntimeError(f'training failed ({proc.returncode}); see '
                            f'{osp.join(run_dir, "train.log")}')
     # CocoMetric logs nothing when no box clears the score threshold
-    result = dict(metric=points[-1][1] if points else 0.0, curve=points)
+    result = dict(
+        metric=points[-1][1] if points else 0.0,
+        curve=points,
+        wall_s=round(time.time() - start, 1))
     with open(done, 'w') as f:
         json.dump(result, f)
     return result
@@ -268,8 +281,79 @@ def write_results(results: dict, work: str) -> str:
     return text
 
 
+def seed_gains(results: dict, seeds: list) -> str:
+    """Each method's gain over the baseline of the same seed."""
+    head = ['pair', 'run'] + [f'seed {s}' for s in seeds]
+    lines = ['| ' + ' | '.join(head) + ' |', '|---' * len(head) + '|']
+    for pair, rows in results.items():
+        base = rows['baseline']['values']
+        for run, row in rows.items():
+            if run in ('teacher', 'baseline'):
+                continue
+            gains = [f'{v - b:+.3f}' for v, b in zip(row['values'], base)]
+            lines.append('| ' + ' | '.join([PAIRS[pair]['title'], run] +
+                                           gains) + ' |')
+    return '\n'.join(lines)
+
+
+def write_docs(results: dict, work: str, args, wall: float) -> None:
+    """The full report: how it was made, the tables, the plot, the JSON."""
+    import platform
+    import shutil
+
+    import torch
+    out = osp.abspath(args.docs)
+    stem = osp.splitext(out)[0]
+    os.makedirs(osp.dirname(out), exist_ok=True)
+    shutil.copyfile(osp.join(work, 'results.png'), stem + '.png')
+    shutil.copyfile(osp.join(work, 'results.json'), stem + '.json')
+    trained = sum(w for rows in results.values() for row in rows.values()
+                  for w in row.get('wall_s', []) if w)
+    gaps = []
+    for pair, rows in results.items():
+        teacher = rows['teacher']['values'][0]
+        base = summary(rows['baseline']['values'])[0]
+        gaps.append(f"| {PAIRS[pair]['title']} | {teacher:.3f} | "
+                    f'{base:.3f} | {teacher - base:+.3f} |')
+    command = ' '.join(['python tools/benchmark_methods.py'] + sys.argv[1:])
+    regime = ('from scratch' if args.scratch else
+              'pretrained on digit classification (tools/pretrain_digits.py)')
+    text = f"""# Method benchmark
+
+Written by `{command}` on {time.strftime('%Y-%m-%d')}, on
+{platform.machine()} with {os.cpu_count()} CPU cores, Python
+{platform.python_version()}, torch {torch.__version__}. Backbones
+{regime}. Each pair's teacher is trained once (seed 0); then, seed by seed,
+the baseline student and each method's distilled student, all with
+`tools/train.py` on the same schedule; the metric is the last validation.
+Training time of the runs in this table: {trained / 60:.0f} min; wall time
+of this command: {wall / 60:.0f} min (finished runs are reused).
+
+## Students, mean ± std over seeds
+
+{table(results)}
+
+## Gain over the baseline of the same seed
+
+{seed_gains(results, args.seeds)}
+
+## Teacher and baseline student
+
+| pair | teacher | baseline (mean) | gap |
+|---|---|---|---|
+{chr(10).join(gaps)}
+
+![method benchmark]({osp.basename(stem)}.png)
+
+Every number: [{osp.basename(stem)}.json]({osp.basename(stem)}.json).
+"""
+    with open(out, 'w') as f:
+        f.write(text)
+
+
 def main():
     args = parse_args()
+    start = time.time()
     sys.path.insert(0, REPO)
     from mmkd.datasets import make_digits
     if not osp.isfile(osp.join(args.data, 'meta.json')):
@@ -300,16 +384,20 @@ def main():
             DEMO, config), [f'model.teacher.checkpoint={ckpt}'])
                  for name, method_pair, config in methods
                  if method_pair == pair]
-        rows = dict(teacher=dict(values=[teacher['metric']]))
+        rows = dict(teacher=dict(
+            values=[teacher['metric']], wall_s=[teacher.get('wall_s')]))
         rows.update({name: dict(values=[]) for name, _, _ in runs})
         results[pair] = rows
         # seeds outermost: every method has a first result early on
         for seed in args.seeds:
             for name, config, options in runs:
-                rows[name]['values'].append(
-                    train(config, osp.join(work, pair, f'{name}_seed{seed}'),
-                          pair, [f'randomness.seed={seed}', *options],
-                          args)['metric'])
+                result = train(config,
+                               osp.join(work, pair, f'{name}_seed{seed}'),
+                               pair, [f'randomness.seed={seed}', *options],
+                               args)
+                rows[name]['values'].append(result['metric'])
+                rows[name].setdefault('wall_s', []).append(
+                    result.get('wall_s'))
                 text = write_results(results, work)
         for name, config, _ in runs[1:]:
             if not args.no_overhead:
@@ -319,6 +407,9 @@ def main():
         text = write_results(results, work)
     print(text)
     print(f'[benchmark] results.md, results.json and results.png in {work}')
+    if args.docs:
+        write_docs(results, work, args, time.time() - start)
+        print(f'[benchmark] report in {args.docs}')
 
 
 if __name__ == '__main__':

@@ -33,9 +33,10 @@ def test_method_benchmark_smoke(tmp_path):
     data = str(tmp_path / 'digits')
     make_digits(data, num_train=8, num_val=4, progress=False)
     work = tmp_path / 'bench'
+    docs = str(tmp_path / 'docs' / 'benchmark.md')
     args = ('--methods', 'hint', '--seeds', '0', '1', '--data', data,
             '--work-dir', str(work), '--overhead-iters', '1', '--no-memory',
-            '--pretrain-iters', '2', '--cfg-options', *SHORT)
+            '--pretrain-iters', '2', '--docs', docs, '--cfg-options', *SHORT)
     proc = run_script(osp.join(REPO, 'tools', 'benchmark_methods.py'), *args)
     table = (work / 'results.md').read_text()
     rows = [line for line in table.splitlines() if 'Faster R-CNN' in line]
@@ -54,11 +55,22 @@ def test_method_benchmark_smoke(tmp_path):
     assert hint['overhead']['ratio'] > 0
     with Image.open(work / 'results.png') as img:
         assert img.format == 'PNG'
+    # the report: the command that wrote it, the tables, plot and JSON
+    report = (tmp_path / 'docs' / 'benchmark.md').read_text()
+    assert 'python tools/benchmark_methods.py --methods hint' in report
+    assert rows[2] in report  # the hint row of results.md
+    gains = [float(v) - float(b) for v, b in zip(
+        hint['values'], results['faster_rcnn']['baseline']['values'])]
+    assert f'| {gains[0]:+.3f} | {gains[1]:+.3f} |' in report
+    assert (tmp_path / 'docs' / 'benchmark.png').is_file()
+    assert json.loads((tmp_path / 'docs' / 'benchmark.json').read_text()) \
+        == results
+    assert all(w > 0 for w in hint['wall_s'])
     # a second call reuses every finished run
     again = run_script(osp.join(REPO, 'tools', 'benchmark_methods.py'),
                        *args)
     assert '[benchmark] faster_rcnn' not in again.stdout
-    assert again.stdout.strip().endswith(str(work))
+    assert again.stdout.strip().endswith(f'report in {docs}')
 
 
 def test_tekap_variants_wrap_logit_and_feature_losses(tmp_path):
