@@ -155,11 +155,15 @@ class TeacherCentroidHook(Hook):
         if not self.running or self._sums is None:
             return
         seen, self._seen = self._seen, []
+        if seen:  # stay on the embeddings' device: no host copy per step
+            device = seen[0][0].device
+            self._sums = self._sums.to(device)
+            self._counts = self._counts.to(device)
         sums = torch.zeros_like(self._sums)
         counts = torch.zeros_like(self._counts)
         for emb, labels in seen:
-            labels = labels.long().cpu()
-            sums.index_add_(0, labels, emb.double().cpu())
+            labels = labels.long()
+            sums.index_add_(0, labels, emb.double())
             counts += torch.bincount(labels, minlength=len(counts))
         all_reduce(sums)
         all_reduce(counts)
@@ -178,7 +182,8 @@ class TeacherCentroidHook(Hook):
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if self.running and self._sums is not None:
             checkpoint.setdefault('meta', {})[f'{self.name}_running'] = dict(
-                sums=self._sums.clone(), counts=self._counts.clone())
+                sums=self._sums.cpu().clone(),
+                counts=self._counts.cpu().clone())
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         state = checkpoint.get('meta', {}).get(f'{self.name}_running')
