@@ -1,3 +1,3 @@
-from .conv_adapter import ConvAdapter
+from .conv_adapter import AdapterDict, ConvAdapter, resize_like
 
-__all__ = ['ConvAdapter']
+__all__ = ['AdapterDict', 'ConvAdapter', 'resize_like']

@@ -1,5 +1,5 @@
 """1x1 adapters that map student features onto the teacher's channels."""
-from typing import List, Sequence
+from typing import Dict, List, Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -61,3 +61,21 @@ def resize_like(feats: Sequence[Tensor],
         if f.dim() == 4 and t.dim() == 4 and f.shape[2:] != t.shape[2:] else f
         for f, t in zip(feats, targets)
     ]
+
+
+class AdapterDict(nn.ModuleDict):
+    """Adapters by loss name, applied in one call (one forward of a DDP
+    wrapper around them).
+
+    Example:
+        >>> import torch
+        >>> adapters = AdapterDict(dict(hint=ConvAdapter([4], [8])))
+        >>> out = adapters(dict(hint=[torch.rand(1, 4, 2, 2)],
+        ...                     kd=[torch.rand(1, 3)]))
+        >>> out['hint'][0].shape[1], out['kd'][0].shape[1]
+        (8, 3)
+    """
+
+    def forward(self, feats: Dict[str, List[Tensor]]) -> Dict[str, list]:
+        """Adapt the levels of every name that has an adapter."""
+        return {n: self[n](f) if n in self else f for n, f in feats.items()}

@@ -1,16 +1,16 @@
 """One distiller for mmdet detectors and mmseg segmentors."""
-from typing import Any, Dict, List, Optional, Union
+from typing import Dict, List, Optional, Union
 
 import torch
-from mmengine.model import BaseModel
+from mmengine.model import BaseModel, is_model_wrapper
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from ..adapters import ConvAdapter
-from ..adapters.conv_adapter import resize_like
+from ..adapters import AdapterDict, ConvAdapter, resize_like
 from .builder import build_model, build_teacher, input_converter
 from .pairing import BasePairing
-from .specs import CONSTANT, build_registered, parse_losses, tap_names
+from .sources import Step, resolve
+from .specs import build_registered, parse_losses, tap_names
 from .taps import TapRecorder, TapsComplete, levels_of
 
 # Losses of other files that compare distributions over dim 1 (classes).
@@ -35,6 +35,11 @@ def compares_distributions(loss: nn.Module) -> bool:
     loss = _inner(loss)
     return getattr(loss, 'compares_distributions',
                    type(loss).__name__ in DISTRIBUTION_LOSSES)
+
+
+def bare(module: nn.Module) -> nn.Module:
+    """The module inside a DDP wrapper, or the module itself."""
+    return module.module if is_model_wrapper(module) else module
 
 
 def probe_data_samples(model: nn.Module, size: int) -> list:
@@ -88,8 +93,10 @@ class SingleTeacherDistiller(BaseModel):
             config plus ``student`` and ``teacher`` (dotted module names to
             tap, e.g. ``'neck'``, or paired records ``'<pairing>.<key>'``),
             optionally ``adapter`` ('auto', True or False; defaults to
-            'auto') and ``inputs`` (``{argument: record}`` for further
-            arguments: plain pairing records or ``'const.<name>'``).
+            'auto') and ``inputs`` (``{argument: source}`` for further
+            arguments: plain pairing records ``'<pairing>.<key>'``, batch
+            fields ``'batch.<field>'`` or constants ``'const.<name>'``; see
+            :mod:`mmkd.models.distillers.sources`).
         pairings (dict, optional): ``{name: pairing_cfg}``, see
             :class:`BasePairing` (e.g. the teacher's RoI head on the
             student's proposals). Defaults to None.
@@ -172,10 +179,11 @@ class SingleTeacherDistiller(BaseModel):
         top = {n.split('.')[0] for n, _ in self.student.named_modules() if n}
         for name, cfg in cfgs.items():
             key = f'model.pairings.{name}'
-            if not name.isidentifier() or name in top or name == 'const':
+            if not name.isidentifier() or name in top or name in ('const',
+                                                                  'batch'):
                 raise ValueError(
                     f'{key}: pairing names must be identifiers other than '
-                    "'const' and the student's top-level modules "
+                    "'const', 'batch' and the student's top-level modules "
                     f'{sorted(top)}')
             pairing = build_registered(dict(cfg), key, kind='pairing')
             if not isinstance(pairing, BasePairing):
@@ -198,9 +206,15 @@ class SingleTeacherDistiller(BaseModel):
         model.train(was_training)
         return {name: levels_of(out) for name, out in records.items()}
 
-    def _build_adapters(self, probe_size: int) -> nn.ModuleDict:
+    def _build_adapters(self, probe_size: int) -> AdapterDict:
         shapes_s = self._probe(self.student, self.student_taps, probe_size)
         shapes_t = self._probe(self.teacher, self.teacher_taps, probe_size)
+        #: every tap's level shapes on the probe, by side and module name
+        self.tap_shapes = {
+            side: {n: [f.shape for f in levels]
+                   for n, levels in shapes.items()}
+            for side, shapes in (('student', shapes_s), ('teacher', shapes_t))
+        }
         channels = {}
         for name, spec in self.loss_specs.items():
             head = spec.student.split('.')[0]
@@ -217,9 +231,18 @@ class SingleTeacherDistiller(BaseModel):
                     f'model.losses.{name}: student tap {spec.student!r} gives '
                     f'{len(levels_s)} levels, teacher tap {spec.teacher!r} '
                     f'gives {len(levels_t)}; tap outputs with as many levels')
+            for f_s, f_t in zip(levels_s, levels_t):
+                if f_s.shape[2:] != f_t.shape[2:] and (f_s.dim() != 4
+                                                       or f_t.dim() != 4):
+                    raise ValueError(
+                        f'model.losses.{name}: student tap {spec.student!r} '
+                        f'gives {tuple(f_s.shape)} and teacher tap '
+                        f'{spec.teacher!r} gives {tuple(f_t.shape)}; only '
+                        '(N, C, H, W) maps can be resized to one size: tap '
+                        'spatial maps on both sides')
             channels[name] = ([f.shape[1] for f in levels_s],
                               [f.shape[1] for f in levels_t])
-        adapters = nn.ModuleDict()
+        adapters = AdapterDict()
         for name, (ch_s, ch_t) in channels.items():
             spec = self.loss_specs[name]
             if compares_distributions(self.distill_losses[name]):
@@ -291,10 +314,19 @@ class SingleTeacherDistiller(BaseModel):
         active = [n for n, w in self.loss_multipliers.items() if w > 0]
         losses, records_s, records_t, paired = self.collect(
             inputs, data_samples, with_teacher=bool(active))
+        step = Step(inputs, data_samples, self.student, (records_s, records_t),
+                    paired, self.constants)
+        feats_s = {
+            name: levels_of(resolve(spec.student, step, 0))
+            for name, spec in self.loss_specs.items()
+            if name in active or spec.student in records_s
+        }
+        adapted = self.adapters(feats_s)  # one call: one DDP forward
         for name in self.loss_specs:
             losses[f'distill.{name}'] = (
-                self._distill_loss(name, records_s, records_t, paired)
-                if name in active else self._skipped_loss(name, inputs))
+                self._distill_loss(name, adapted[name], step)
+                if name in active else self._skipped_loss(
+                    name, adapted.get(name), inputs))
         return losses
 
     def collect(self, inputs: Tensor, data_samples: list,
@@ -313,7 +345,8 @@ class SingleTeacherDistiller(BaseModel):
             pairing.active = True
         try:
             with self.student_taps.recording():
-                losses = self.student.loss(inputs, data_samples)
+                # through a (DDP) wrapper's forward, so gradients are synced
+                losses = self.student(inputs, data_samples, mode='loss')
                 records_s = self.student_taps.collect()
         finally:
             for pairing in self.pairings.values():
@@ -326,30 +359,19 @@ class SingleTeacherDistiller(BaseModel):
                     paired[f'{head}.{key}'] = value
         return losses, records_s, records_t, paired
 
-    def _source(self, name: str, side: int, taps: dict, paired: dict) -> Any:
-        return paired[name][side] if name in paired else taps[name]
-
-    def _distill_loss(self, name: str, records_s: dict, records_t: dict,
-                      paired: dict) -> Tensor:
+    def _distill_loss(self, name: str, feats_s: List[Tensor],
+                      step: Step) -> Tensor:
+        """One loss on the (adapted) student levels and its other inputs."""
         spec = self.loss_specs[name]
-        feats_s = levels_of(self._source(spec.student, 0, records_s, paired))
-        feats_t = levels_of(self._source(spec.teacher, 1, records_t, paired))
-        if name in self.adapters:
-            feats_s = self.adapters[name](feats_s)
+        feats_t = levels_of(resolve(spec.teacher, step, 1))
         feats_s = resize_like(feats_s, feats_t)
         kwargs = {}
         for arg, source in spec.inputs.items():
-            if source.startswith(CONSTANT):
-                if source[len(CONSTANT):] not in self.constants:
-                    raise KeyError(
-                        f'model.losses.{name}.inputs.{arg}: {source!r} is not '
-                        f'set; constants are set by hooks before training '
-                        f'(set now: {sorted(self.constants)}): add the hook '
-                        'that computes it to custom_hooks (for ND centroids: '
-                        "dict(type='mmkd.TeacherCentroidHook'))")
-                kwargs[arg] = self.constants[source[len(CONSTANT):]]
-            else:
-                kwargs[arg] = paired[source]
+            try:
+                kwargs[arg] = resolve(source, step)
+            except KeyError as err:
+                raise KeyError(f'model.losses.{name}.inputs.{arg}: '
+                               f'{err.args[0]}') from err
         one = len(feats_s) == 1
         value = self.distill_losses[name](feats_s[0] if one else feats_s,
                                           feats_t[0] if one else feats_t,
@@ -357,11 +379,14 @@ class SingleTeacherDistiller(BaseModel):
         multiplier = self.loss_multipliers[name]
         return value if multiplier == 1.0 else value * multiplier
 
-    def _skipped_loss(self, name: str, inputs: Tensor) -> Tensor:
+    def _skipped_loss(self, name: str, feats_s: Optional[List[Tensor]],
+                      inputs: Tensor) -> Tensor:
         # Zero that still touches the adapter, so DDP finds its gradients.
         zero = inputs.new_zeros(())
         if name not in self.adapters:
             return zero
+        if feats_s is not None:  # the adapter ran
+            return sum((f.sum() * 0 for f in feats_s), zero)
         return sum((p.sum() * 0 for p in self.adapters[name].parameters()),
                    zero)
 
@@ -383,8 +408,8 @@ class SingleTeacherDistiller(BaseModel):
 
     def predict(self, inputs: Tensor, data_samples: list) -> list:
         """The student's predictions."""
-        return self.student.predict(inputs, data_samples)
+        return bare(self.student).predict(inputs, data_samples)
 
     def _forward(self, inputs: Tensor, data_samples: Optional[list] = None):
         """The student's raw outputs."""
-        return self.student._forward(inputs, data_samples)
+        return bare(self.student)._forward(inputs, data_samples)

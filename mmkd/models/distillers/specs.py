@@ -8,10 +8,11 @@ from mmengine.registry import DefaultScope
 from torch import nn
 
 from mmkd.registry import MODELS
-from .taps import resolve_modules
+from .sources import check_source
 
 ADAPTER_MODES = ('auto', True, False)
-CONSTANT = 'const.'
+#: mmkd's own keys of a loss entry; the others are the loss's arguments.
+SPEC_KEYS = ('student', 'teacher', 'adapter', 'inputs')
 
 
 class LossSpec(NamedTuple):
@@ -19,8 +20,9 @@ class LossSpec(NamedTuple):
 
     ``student`` and ``teacher`` name a tapped module of each model or a
     paired record ``'<pairing>.<key>'``; they are the loss's first two
-    arguments. ``inputs`` maps further keyword arguments to plain pairing
-    records or to constants ``'const.<name>'`` (e.g. ND's centroids).
+    arguments. ``inputs`` maps further keyword arguments to sources: plain
+    pairing records, batch fields ``'batch.<field>'`` or constants
+    ``'const.<name>'`` (see :mod:`mmkd.models.distillers.sources`).
     """
     student: str
     teacher: str
@@ -109,36 +111,46 @@ def parse_losses(losses: Dict[str, dict], student: nn.Module,
                     f'{key}.{side} must name the {side} module to tap (e.g. '
                     "'neck' or 'backbone.layer3') or a paired record "
                     f"('<pairing>.<key>'); got {source!r}")
-            _check_source(source, model, pairings, f'{key}.{side}',
-                          paired=True)
+            check_source(source, f'{key}.{side}', pairings, model)
             sides[side] = source
         inputs = dict(cfg.pop('inputs', None) or {})
         for arg, source in inputs.items():
-            if not (isinstance(source, str) and source.startswith(CONSTANT)):
-                _check_source(source, None, pairings, f'{key}.inputs.{arg}',
-                              paired=False)
+            check_source(source, f'{key}.inputs.{arg}', pairings)
         specs[name] = LossSpec(sides['student'], sides['teacher'], adapter,
                                inputs)
         modules[name] = build_registered(cfg, key)
+        _check_inputs(type(modules[name]), cfg, inputs, key)
     return specs, modules
 
 
-def _check_source(source, model, pairings, key: str, paired: bool) -> None:
-    head = source.split('.')[0] if isinstance(source, str) else None
-    if head in pairings:
-        keys = pairings[head][0 if paired else 1]
-        record = source[len(head) + 1:]
-        if record not in keys:
-            kind = 'paired' if paired else 'plain'
-            raise KeyError(f'{key}: pairing {head!r} has no {kind} record '
-                           f'{record!r}; its {kind} records are {keys}')
-    elif model is not None:
-        resolve_modules(model, [source], key)
-    else:
-        raise KeyError(
-            f'{key}: {source!r} is neither a pairing record '
-            f"('<pairing>.<key>', pairings: {sorted(pairings)}) nor a "
-            "constant ('const.<name>')")
+def _check_inputs(cls: type, cfg: dict, inputs: dict, key: str) -> None:
+    """Refuse an input the loss cannot take or that is set twice, and a
+    loss whose own arguments clash with mmkd's keys."""
+    for arg in inputs:
+        if arg in cfg:
+            raise KeyError(
+                f'{key}.inputs.{arg}: {arg!r} is also set as an argument of '
+                f'the loss ({key}.{arg}); set it in one place')
+    if inspect.isclass(cls):
+        taken = set(inspect.signature(cls.__init__).parameters) & set(
+            SPEC_KEYS)
+        if taken:
+            raise TypeError(
+                f'{key}: {cls.__name__} takes an argument named '
+                f'{sorted(taken)[0]!r}, which is a key mmkd reads itself '
+                f'{SPEC_KEYS}; rename the loss\'s argument')
+    forward = getattr(cls, 'forward', None)
+    if not inputs or not inspect.isfunction(forward):
+        return
+    params = inspect.signature(forward).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return  # a wrapper (TeKAP) passes them on
+    valid = [n for n in list(params)[3:]]
+    for arg in inputs:
+        if arg not in valid:
+            raise KeyError(
+                f'{key}.inputs.{arg}: {cls.__name__}.forward takes no '
+                f'argument {arg!r}; its further arguments are {valid}')
 
 
 def tap_names(specs: Dict[str, LossSpec], side: str,
