@@ -31,22 +31,29 @@ def skd_files(tmp_path_factory):
     return files
 
 
-def skd_losses(pixel: dict = None) -> dict:
-    """The paper's three terms on the tiny PSPNets."""
+def skd_losses(pixel: dict = None, holistic_inputs: dict = None) -> dict:
+    """The paper's three terms on the tiny PSPNets, with the recipe's
+    inputs (configs/_base_/methods/skd.py)."""
     pixel = pixel or dict(type='mmkd.PixelWiseKDLoss', loss_weight=10.0)
     return dict(
-        pixel=dict(pixel, student=LOGITS, teacher=LOGITS),
+        pixel=dict(
+            pixel,
+            student=LOGITS,
+            teacher=LOGITS,
+            inputs=dict(gt='batch.gt_sem_seg')),
         pair=dict(
             type='mmkd.PairWiseKDLoss',
             student=FEATS,
             teacher=FEATS,
             adapter=False,
-            loss_weight=0.5),
+            loss_weight=0.5,
+            inputs=dict(valid_mask='batch.valid_mask')),
         holistic=dict(
             type='mmkd.HolisticKDLoss',
             student=LOGITS,
             teacher=LOGITS,
-            loss_weight=0.1))
+            loss_weight=0.1,
+            inputs=holistic_inputs or {}))
 
 
 def skd_config(files: dict,

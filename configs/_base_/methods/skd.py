@@ -9,11 +9,15 @@ skd = dict(
         pixel=dict(type='mmkd.PixelWiseKDLoss',
                    student='decode_head.conv_seg',
                    teacher='decode_head.conv_seg', temperature=1.0,
-                   reduction='mean', loss_weight=80.0),
+                   reduction='mean', loss_weight=80.0,
+                   # ignore_index pixels (mmseg's padding too) count nothing
+                   inputs=dict(gt='batch.gt_sem_seg')),
         # affinities: the channels may differ, no adapter
         pair=dict(type='mmkd.PairWiseKDLoss', student='decode_head.bottleneck',
                   teacher='decode_head.bottleneck', adapter=False,
-                  pool_scale=0.5, loss_weight=0.5),
+                  pool_scale=0.5, loss_weight=0.5,
+                  # both maps zeroed at ignore_index pixels
+                  inputs=dict(valid_mask='batch.valid_mask')),
         holistic=dict(type='mmkd.HolisticKDLoss',
                       student='decode_head.conv_seg',
                       teacher='decode_head.conv_seg', loss_weight=0.1)),

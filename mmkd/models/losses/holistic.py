@@ -9,6 +9,7 @@ from torch.func import functional_call
 from torch.nn.utils.parametrizations import spectral_norm
 
 from mmkd.registry import MODELS
+from .pair_wise import masked
 
 #: Four stride-2 convolutions halve a side four times; it must stay >= 1.
 MIN_MAP_SIZE = 16
@@ -271,14 +272,19 @@ class HolisticKDLoss(nn.Module):
     ``lambda_d = 0.1`` (official ``CriterionAdvForG`` times ``lambda_d``).
     ``M_s`` is the student's map in the form the critic reads: raw logits
     for the official ``input_type='logits'`` critic, which normalises them
-    with its own BatchNorm exactly as it does the teacher's. The student's
-    maps are *not* detached: the gradient flows through the critic into the
-    student. The critic is run with detached copies of its parameters, so
-    its parameters receive no gradient from this term (its buffers, e.g.
-    BatchNorm statistics and spectral-norm power iterations, update as in
-    any forward); pass the bare critic module, not a DDP wrapper. The
-    distiller steps only the student's optimizer on this term and updates
-    the critic separately with :func:`critic_loss`, alternating the two.
+    with its own BatchNorm exactly as it does the teacher's, and their
+    softmax for ``input_type='probs'``. The student's maps are *not*
+    detached: the gradient flows through the critic into the student. The
+    critic is run with detached copies of its parameters, so its parameters
+    receive no gradient from this term (its buffers, e.g. BatchNorm
+    statistics and spectral-norm power iterations, update as in any
+    forward).
+
+    The critic is bound with :meth:`bind` (by :class:`StructuredDistiller`,
+    which also trains it); it is no submodule of the loss. Each call keeps
+    the detached maps of both sides (and the images) as
+    :attr:`critic_batch`, the batch of the critic's next step
+    (:func:`critic_loss`).
 
     Args:
         loss_weight (float): Weight ``lambda_d`` of the loss. Defaults
@@ -287,25 +293,66 @@ class HolisticKDLoss(nn.Module):
     Example:
         >>> import torch
         >>> critic = HolisticCritic(num_classes=3, base_channels=8)
+        >>> loss = HolisticKDLoss()
+        >>> loss.bind(critic)
         >>> logits_s = torch.randn(2, 3, 16, 16, requires_grad=True)
-        >>> HolisticKDLoss()(logits_s, critic).backward()
+        >>> loss(logits_s, torch.randn(2, 3, 16, 16)).backward()
         >>> logits_s.grad is not None, critic.score.weight.grad is None
         (True, True)
     """
 
+    #: student and teacher maps are class maps: no adapter, equal classes
+    compares_distributions = True
+
     def __init__(self, loss_weight: float = 0.1) -> None:
         super().__init__()
         self.loss_weight = loss_weight
+        self._critic = (None, )  # a tuple: the critic is no submodule
+        self.critic_batch = None
+
+    @property
+    def critic(self) -> Optional[nn.Module]:
+        """The bound critic (the bare module, not a DDP wrapper)."""
+        return self._critic[0]
+
+    def bind(self, critic: nn.Module) -> None:
+        """Score maps with ``critic`` from now on."""
+        self._critic = (critic, )
 
     def forward(self,
-                maps_s: Tensor,
-                critic: nn.Module,
-                images: Optional[Tensor] = None) -> Tensor:
-        """Score the student's maps with a frozen view of ``critic``."""
+                logits_s: Tensor,
+                logits_t: Tensor,
+                images: Optional[Tensor] = None,
+                valid_mask: Optional[Tensor] = None) -> Tensor:
+        """Score the student's maps with a frozen view of the critic.
+
+        Args:
+            logits_s (Tensor): The student's class logits ``(N, K, H, W)``.
+            logits_t (Tensor): The teacher's, the critic's "real" sample.
+            images (Tensor, optional): The images, for a critic with
+                ``in_image_channels`` (mmkd's ``'batch.inputs'``).
+            valid_mask (Tensor, optional): ``(N, 1, H', W')``, False at
+                pixels to leave out (``'batch.valid_mask'``): the critic's
+                maps are zeroed there. The official critic sees whole maps.
+        """
+        critic = self.critic
+        if critic is None:
+            raise RuntimeError(
+                'HolisticKDLoss has no critic: bind one with loss.bind(critic)'
+                " (StructuredDistiller does, from model.critic)")
+        maps_s, maps_t = logits_s, logits_t
+        if getattr(critic, 'input_type', 'logits') == 'probs':
+            maps_s, maps_t = maps_s.softmax(dim=1), maps_t.softmax(dim=1)
+        if valid_mask is not None:
+            maps_s, maps_t = masked(maps_s, valid_mask), masked(
+                maps_t, valid_mask)
+        if images is not None:
+            images = images.detach()
+        self.critic_batch = (maps_s.detach(), maps_t.detach(), images)
         frozen = {
             name: param.detach()
             for name, param in critic.named_parameters()
         }
-        args = (maps_s, ) if images is None else (maps_s, images.detach())
+        args = (maps_s, ) if images is None else (maps_s, images)
         scores = functional_call(critic, frozen, args)
         return -self.loss_weight * scores.mean()

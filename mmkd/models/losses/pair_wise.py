@@ -1,5 +1,7 @@
 """Pair-wise (affinity) distillation of feature maps (structured KD; Liu et
 al., CVPR 2019 / TPAMI 2020)."""
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -20,6 +22,22 @@ def pairwise_similarity(feat: Tensor, eps: float = 1e-8) -> Tensor:
     norm = torch.linalg.vector_norm(feat, dim=1, keepdim=True) + eps
     feat = (feat / norm.detach()).flatten(2)
     return torch.einsum('bcm,bcn->bmn', feat, feat)
+
+
+def masked(feat: Tensor, valid_mask: Tensor) -> Tensor:
+    """``feat`` zeroed where ``valid_mask`` (resized by nearest neighbour to
+    the map's size) is False; non-spatial inputs pass unchanged.
+
+    Example:
+        >>> import torch
+        >>> valid = torch.tensor([[[[True, False]]]])
+        >>> masked(torch.ones(1, 2, 1, 4), valid)[0, 0]
+        tensor([[1., 1., 0., 0.]])
+    """
+    if feat.dim() != 4:
+        return feat
+    valid = valid_mask.to(feat.dtype)
+    return feat * F.interpolate(valid, size=feat.shape[-2:])
 
 
 @MODELS.register_module()
@@ -75,9 +93,24 @@ class PairWiseKDLoss(nn.Module):
         self.pool_scale = pool_scale
         self.loss_weight = loss_weight
 
-    def forward(self, feat_s: Features, feat_t: Features) -> Tensor:
-        """Compute the loss over one map or a sequence of levels."""
+    def forward(self,
+                feat_s: Features,
+                feat_t: Features,
+                valid_mask: Optional[Tensor] = None) -> Tensor:
+        """Compute the loss over one map or a sequence of levels.
+
+        Args:
+            feat_s: The student's map(s), ``(N, C_s, H, W)``.
+            feat_t: The teacher's map(s), ``(N, C_t, H, W)``.
+            valid_mask (Tensor, optional): ``(N, 1, H', W')``, False at
+                pixels to leave out (mmkd's ``'batch.valid_mask'``): both
+                maps are zeroed there (the mask resized by nearest
+                neighbour) before pooling. The official code masks nothing.
+        """
         levels_s, levels_t = as_levels(feat_s, feat_t)
+        if valid_mask is not None:
+            levels_s = [masked(f, valid_mask) for f in levels_s]
+            levels_t = [masked(f, valid_mask) for f in levels_t]
         loss = sum(
             self._level_loss(s, t.detach())
             for s, t in zip(levels_s, levels_t) if s.numel() > 0)

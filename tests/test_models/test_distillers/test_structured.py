@@ -137,19 +137,21 @@ def test_ignored_pixels_count_in_no_pixel_or_pair_term(skd):
     assert float(losses['distill.pixel']) == 0
     assert float(losses['distill.pair']) == 0
     # the official critic sees the whole maps, labelled or not
-    maps_s, maps_t, _ = model._critic_batch
+    maps_s, maps_t, _ = model.distill_losses['holistic'].critic_batch
     assert maps_s.any() and maps_t.any()
     assert any(g.any() for g in student_grads(model, losses))
 
 
 def test_masked_critic_input_ignores_them_too(skd_files, skd):  # noqa: F811
     _, _, data = skd
-    model = build(skd_config(skd_files, mask_critic_input=True))
+    losses = skd_losses(
+        holistic_inputs=dict(valid_mask='batch.valid_mask'))
+    model = build(skd_config(skd_files, losses=losses))
     model.train()
     losses = model.loss(data['inputs'], all_ignored(data))
     assert not any(g.any() for g in student_grads(model, losses))
     # the critic sees zero maps on both sides: nothing to tell apart
-    maps_s, maps_t, _ = model._critic_batch
+    maps_s, maps_t, _ = model.distill_losses['holistic'].critic_batch
     assert not maps_s.any() and not maps_t.any()
 
 
@@ -158,7 +160,7 @@ def test_critic_reads_raw_logits_by_default(skd):
     model.train()
     twin = copy.deepcopy(model.critic)
     losses = model.loss(**data)
-    maps_s, maps_t, images = model._critic_batch
+    maps_s, maps_t, images = model.distill_losses['holistic'].critic_batch
     assert images is None
     logits_t = levels_of(
         model._teacher_records(data['inputs'],
@@ -176,13 +178,17 @@ def test_probability_critic_sees_softmax_and_image(skd_files, skd):  # noqa
         input_type='probs',
         in_image_channels=3,
         base_channels=8)
-    model = build(skd_config(skd_files, critic=critic))
+    with pytest.raises(ValueError, match=r"model\.critic reads images .*"
+                       r"model\.losses\.holistic\.inputs=dict\(images="):
+        build(skd_config(skd_files, critic=critic))
+    losses = skd_losses(holistic_inputs=dict(images='batch.inputs'))
+    model = build(skd_config(skd_files, losses=losses, critic=critic))
     model.train()
     model.loss(**data)
-    maps_s, maps_t, images = model._critic_batch
+    maps_s, maps_t, images = model.distill_losses['holistic'].critic_batch
     for maps in (maps_s, maps_t):
         assert_close(maps.sum(dim=1), torch.ones_like(maps[:, 0]))
-    assert images is data['inputs']
+    assert torch.equal(images, data['inputs'])
 
 
 def test_critic_loss_is_scaled_by_lambda_d(skd):
@@ -191,7 +197,7 @@ def test_critic_loss_is_scaled_by_lambda_d(skd):
     model.train()
     wrappers = build_optim_wrapper(model, cfg.optim_wrapper)
     model.loss(**data)
-    maps_s, maps_t, _ = model._critic_batch
+    maps_s, maps_t, _ = model.distill_losses['holistic'].critic_batch
     twin = copy.deepcopy(model.critic)
     torch.manual_seed(3)
     expected = 0.1 * critic_loss(twin, maps_s, maps_t, gp_weight=10.)
@@ -202,10 +208,17 @@ def test_critic_loss_is_scaled_by_lambda_d(skd):
 
 @pytest.mark.parametrize('key,value', [('critic_loss_weight', 0),
                                        ('critic_loss_weight', '0.1'),
-                                       ('mask_critic_input', 1)])
+                                       ('critic_steps', 0)])
 def test_bad_critic_settings_fail_at_build(skd_files, key, value):  # noqa
     with pytest.raises(ValueError, match=f'model.{key} must be'):
         build(skd_config(skd_files, **{key: value}))
+
+
+def test_the_old_mask_switch_names_its_replacement(skd_files):  # noqa: F811
+    with pytest.raises(ValueError,
+                       match=r"mask_critic_input is gone.*inputs=dict\("
+                       r"valid_mask='batch.valid_mask'\)"):
+        build(skd_config(skd_files, mask_critic_input=True))
 
 
 def test_tekap_wraps_pixel_wise_and_passes_the_labels(

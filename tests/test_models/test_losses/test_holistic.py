@@ -272,11 +272,17 @@ def test_critic_learns_to_prefer_teacher_maps():
         assert critic(probs_t).mean() > critic(probs_s).mean()
 
 
+def bound(critic, **kwargs) -> HolisticKDLoss:
+    loss = HolisticKDLoss(**kwargs)
+    loss.bind(critic)
+    return loss
+
+
 def test_holistic_loss_value_and_gradients_of_linear_critic():
     torch.manual_seed(0)
     critic = LinearCritic((3, 4, 4))
     probs_s = torch.rand(2, 3, 4, 4, requires_grad=True)
-    loss = HolisticKDLoss()(probs_s, critic)
+    loss = bound(critic)(probs_s, probs_s.detach())
     assert_close(loss, -0.1 * critic(probs_s).mean())
     loss.backward()
     assert critic.weight.grad is None
@@ -291,7 +297,7 @@ def test_holistic_loss_matches_official_student_term():
     critic = fixed_sigma(HolisticCritic(3, base_channels=4))
     logits_s, _ = maps(n=3, requires_grad=True)
     twin_logits = logits_s.detach().clone().requires_grad_(True)
-    loss = HolisticKDLoss()(logits_s, critic)
+    loss = bound(critic)(logits_s, logits_s.detach())
     expected = 0.1 * -critic(twin_logits).mean()
     assert_close(loss, expected)
     critic.zero_grad()
@@ -307,17 +313,34 @@ def test_holistic_loss_reaches_student_not_critic():
     critic = HolisticCritic(3, in_image_channels=3, base_channels=4)
     logits_s, probs_s = maps(requires_grad=True)
     images = torch.rand(2, 3, 32, 32, requires_grad=True)
-    loss = HolisticKDLoss(loss_weight=0.5)(probs_s, critic, images)
+    loss = bound(critic, loss_weight=0.5)(probs_s, probs_s.detach(), images)
     loss.backward()
     assert logits_s.grad.abs().sum() > 0
     assert images.grad is None
     assert all(param.grad is None for param in critic.parameters())
     critic.eval()
     assert_close(
-        HolisticKDLoss(loss_weight=0.5)(probs_s, critic, images),
+        bound(critic, loss_weight=0.5)(probs_s, probs_s.detach(), images),
         -0.5 * critic(probs_s, images).mean())
     with pytest.raises(ValueError, match='images'):
-        HolisticKDLoss()(probs_s, critic)
+        bound(critic)(probs_s, probs_s.detach())
+    with pytest.raises(RuntimeError, match=r'no critic: bind one'):
+        HolisticKDLoss()(probs_s, probs_s.detach())
+
+
+def test_holistic_loss_keeps_both_maps_for_the_critic():
+    torch.manual_seed(0)
+    critic = HolisticCritic(3, input_type='probs', base_channels=4)
+    logits_s, _ = maps(size=32, requires_grad=True)
+    logits_t = torch.randn_like(logits_s)
+    valid = torch.ones(2, 1, 32, 32, dtype=torch.bool)
+    valid[:, :, :16] = False
+    loss = bound(critic)
+    loss(logits_s, logits_t, valid_mask=valid)
+    maps_s, maps_t, images = loss.critic_batch
+    assert images is None and not maps_s.requires_grad
+    assert_close(maps_t[:, :, 16:], logits_t.softmax(dim=1)[:, :, 16:])
+    assert not maps_s[:, :, :16].any() and not maps_t[:, :, :16].any()
 
 
 def test_builds_from_registry():
