@@ -9,6 +9,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmkd.registry import HOOKS
+from mmkd.utils import rng_kept
 from .centroid_files import fingerprint, reusable_centroids, save_centroids
 
 
@@ -201,11 +202,23 @@ class TeacherCentroidHook(Hook):
         return head.num_classes + 1
 
     def _compute(self, runner, model, num_classes: int) -> torch.Tensor:
-        batches = (batch for _, batch in zip(range(self.num_iters),
-                                             runner.train_dataloader))
-        centers, self._initial_counts = class_means(
-            model, batches, self.source, self.labels, num_classes,
-            with_counts=True)
+        # Its own loader (a fresh sampler) and the generators put back: the
+        # pass moves neither the training's data order nor its random
+        # stream, so a run that reuses saved centroids (e.g. --resume)
+        # trains exactly as one that computed them.
+        with rng_kept():
+            loader = runner.train_dataloader
+            if isinstance(runner.cfg.get('train_dataloader'), dict):
+                loader = runner.build_dataloader(
+                    runner.cfg.train_dataloader,
+                    seed=runner.seed,
+                    diff_rank_seed=runner._randomness_cfg.get(
+                        'diff_rank_seed', False))
+            batches = (batch for _, batch in zip(range(self.num_iters),
+                                                 loader))
+            centers, self._initial_counts = class_means(
+                model, batches, self.source, self.labels, num_classes,
+                with_counts=True)
         return centers
 
 
