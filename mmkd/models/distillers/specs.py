@@ -142,10 +142,19 @@ def _check_inputs(cls: type, cfg: dict, inputs: dict, key: str) -> None:
     forward = getattr(cls, 'forward', None)
     if not inputs or not inspect.isfunction(forward):
         return
-    params = inspect.signature(forward).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+    params = dict(list(inspect.signature(forward).parameters.items())[3:])
+    elementwise = getattr(cls, 'elementwise', None)
+    if any(p.kind is p.VAR_KEYWORD
+           for p in params.values()) and inspect.isfunction(elementwise):
+        # a DistillLoss: forward passes further arguments to elementwise
+        params = {n: p for n, p in params.items()
+                  if p.kind is not p.VAR_KEYWORD}
+        params.update(
+            list(inspect.signature(elementwise).parameters.items())[3:])
+    if any(p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+           for p in params.values()):
         return  # a wrapper (TeKAP) passes them on
-    valid = [n for n in list(params)[3:]]
+    valid = list(params)
     for arg in inputs:
         if arg not in valid:
             raise KeyError(

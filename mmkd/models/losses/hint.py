@@ -1,13 +1,12 @@
 """Hint-based feature imitation (FitNets; Chen et al., NeurIPS 2017)."""
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmkd.registry import MODELS
-from .utils import Features, as_levels
+from .utils import DistillLoss
 
 
 @MODELS.register_module()
-class FeatureHintLoss(nn.Module):
+class FeatureHintLoss(DistillLoss):
     """Mean squared error between (adapted) student and teacher features.
 
     ``loss = loss_weight * sum_levels mean((feat_s - feat_t) ** 2)``, the hint
@@ -26,6 +25,9 @@ class FeatureHintLoss(nn.Module):
     five levels weigh five times one.
 
     Args:
+        reduction (str): 'none', 'mean' or 'sum' over each level's elements
+            (mmdet's ``weight``, ``avg_factor`` and ``reduction_override``
+            apply, see :class:`DistillLoss`). Defaults to 'mean'.
         loss_weight (float): Weight of the loss. Defaults to 1.0.
 
     Example:
@@ -38,17 +40,10 @@ class FeatureHintLoss(nn.Module):
         1.0
     """
 
-    def __init__(self, loss_weight: float = 1.0) -> None:
-        super().__init__()
-        self.loss_weight = loss_weight
+    def __init__(self, reduction: str = 'mean',
+                 loss_weight: float = 1.0) -> None:
+        super().__init__(reduction, loss_weight)
 
-    def forward(self, feat_s: Features, feat_t: Features) -> Tensor:
-        """Compute the loss over one tensor or a sequence of levels."""
-        levels_s, levels_t = as_levels(feat_s, feat_t)
-        loss = sum(
-            F.mse_loss(s,
-                       t.detach().to(s.dtype))
-            for s, t in zip(levels_s, levels_t) if s.numel() > 0)
-        if isinstance(loss, int):  # every level empty
-            return levels_s[0].sum() * 0.
-        return self.loss_weight * loss
+    def elementwise(self, feat_s: Tensor, feat_t: Tensor) -> Tensor:
+        """Squared differences, averaged per level by the base class."""
+        return (feat_s - feat_t)**2

@@ -1,12 +1,13 @@
 """Hinton's soft-target KD on logits, as KD++ uses it (batch mean)."""
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmkd.registry import MODELS
+from .utils import DistillLoss, check_temperature
 
 
 @MODELS.register_module()
-class KLDivLoss(nn.Module):
+class KLDivLoss(DistillLoss):
     """``loss_weight * T^2 * mean_i KL(softmax(t_i / T) || softmax(s_i /
     T))``, the KL summed over the classes and averaged over the samples.
 
@@ -30,6 +31,9 @@ class KLDivLoss(nn.Module):
 
     Args:
         temperature (float): Softmax temperature ``T``. Defaults to 1.0.
+        reduction (str): 'none', 'mean' or 'sum' over the positions
+            (mmdet's ``weight``, ``avg_factor`` and ``reduction_override``
+            apply, see :class:`DistillLoss`). Defaults to 'mean'.
         loss_weight (float): Weight of the loss. Defaults to 1.0.
 
     Example:
@@ -45,26 +49,21 @@ class KLDivLoss(nn.Module):
 
     compares_distributions = True  # no adapter; counts must match
 
-    def __init__(self, temperature: float = 1.0,
+    def __init__(self,
+                 temperature: float = 1.0,
+                 reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
-        super().__init__()
-        if not temperature > 0:
-            raise ValueError(
-                f'temperature must be > 0, got temperature={temperature!r}')
-        self.temperature = temperature
-        self.loss_weight = loss_weight
+        super().__init__(reduction, loss_weight)
+        self.temperature = check_temperature(temperature)
 
-    def forward(self, pred_s: Tensor, pred_t: Tensor) -> Tensor:
-        """The loss of student and teacher logits of one shape."""
+    def elementwise(self, pred_s: Tensor, pred_t: Tensor) -> Tensor:
+        """``T^2 KL`` of each position, summed over the classes (dim 1)."""
         if pred_s.shape != pred_t.shape or pred_s.dim() < 2:
             raise ValueError(
                 'KLDivLoss expects student and teacher logits of one shape '
                 f'(N, C, ...), got {tuple(pred_s.shape)} and '
                 f'{tuple(pred_t.shape)}')
-        if pred_s.numel() == 0:
-            return pred_s.sum() * 0.
         T = self.temperature
         log_p_s = F.log_softmax(pred_s / T, dim=1)
-        log_p_t = F.log_softmax(pred_t.detach().to(pred_s.dtype) / T, dim=1)
-        kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)
-        return self.loss_weight * T * T * kl.mean()
+        log_p_t = F.log_softmax(pred_t / T, dim=1)
+        return T * T * (log_p_t.exp() * (log_p_t - log_p_s)).sum(dim=1)

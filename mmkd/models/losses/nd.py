@@ -1,12 +1,15 @@
 """Norm-and-direction (ND) loss on embeddings (Wang et al., 2023)."""
+from typing import Optional
+
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmkd.registry import MODELS
+from .utils import DistillLoss
 
 
 @MODELS.register_module()
-class NDLoss(nn.Module):
+class NDLoss(DistillLoss):
     """Align the student's embedding with its class's teacher centroid while
     pushing its norm up to the teacher's.
 
@@ -36,6 +39,8 @@ class NDLoss(nn.Module):
         loss_weight (float): Weight of the loss (``nd_weight`` in the official
             code). Defaults to 1.0.
         eps (float): Lower bound of the norms divided by. Defaults to 1e-12.
+        reduction (str): 'none', 'mean' or 'sum' over the samples. Defaults
+            to 'mean'.
 
     Example:
         >>> import torch
@@ -49,9 +54,11 @@ class NDLoss(nn.Module):
         0.25
     """
 
-    def __init__(self, loss_weight: float = 1.0, eps: float = 1e-12) -> None:
-        super().__init__()
-        self.loss_weight = loss_weight
+    def __init__(self,
+                 loss_weight: float = 1.0,
+                 eps: float = 1e-12,
+                 reduction: str = 'mean') -> None:
+        super().__init__(reduction, loss_weight)
         self.eps = eps
 
     @staticmethod
@@ -82,19 +89,35 @@ class NDLoss(nn.Module):
                     f'centers, got min label {lo} and max label {hi}: '
                     'include one centre per class plus the background')
 
-    def forward(self, emb_s: Tensor, emb_t: Tensor, labels: Tensor,
-                centers: Tensor) -> Tensor:
+    def forward(self,
+                emb_s: Tensor,
+                emb_t: Tensor,
+                labels: Tensor,
+                centers: Tensor,
+                weight: Optional[Tensor] = None,
+                avg_factor: Optional[float] = None,
+                reduction_override: Optional[str] = None) -> Tensor:
         """Compute the loss of (N, D) embeddings, (N,) labels, (K, D)
-        centres."""
+        centres; ``weight``, ``avg_factor`` and ``reduction_override`` as in
+        mmdet's losses."""
+        return super().forward(
+            emb_s,
+            emb_t,
+            weight,
+            avg_factor,
+            reduction_override,
+            labels=labels,
+            centers=centers)
+
+    def elementwise(self, emb_s: Tensor, emb_t: Tensor, labels: Tensor,
+                    centers: Tensor) -> Tensor:
+        """``1 - <e_s, c_y / |c_y|> / max(|e_s|, |e_t|)`` of each sample."""
         self._check(emb_s, emb_t, labels, centers)
-        if emb_s.shape[0] == 0:
-            return emb_s.sum() * 0.
         centers = centers.detach().to(emb_s.dtype)
         unit_c = centers / centers.norm(
             p=2, dim=1, keepdim=True).clamp(min=self.eps)
         norm_s = emb_s.norm(p=2, dim=1)
-        norm_t = emb_t.detach().to(emb_s.dtype).norm(p=2, dim=1)
+        norm_t = emb_t.norm(p=2, dim=1)
         max_norm = torch.where(norm_s >= norm_t, norm_s, norm_t)
         proj = (emb_s * unit_c[labels.long()]).sum(dim=1)
-        loss = (1 - proj / max_norm.clamp(min=self.eps)).mean()
-        return self.loss_weight * loss
+        return 1 - proj / max_norm.clamp(min=self.eps)

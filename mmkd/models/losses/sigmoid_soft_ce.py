@@ -1,13 +1,13 @@
 """Soft-label classification distillation for sigmoid (one-stage) heads."""
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmkd.registry import MODELS
-from .utils import Features, as_levels
+from .utils import DistillLoss, check_temperature
 
 
 @MODELS.register_module()
-class SigmoidSoftCELoss(nn.Module):
+class SigmoidSoftCELoss(DistillLoss):
     """Binary cross-entropy from the teacher's softened per-class scores.
 
     One-stage heads (RetinaNet, FCOS, GFL) score each class with its own
@@ -31,6 +31,9 @@ class SigmoidSoftCELoss(nn.Module):
 
     Args:
         temperature (float): Softening temperature ``T``. Defaults to 1.0.
+        reduction (str): 'none', 'mean' or 'sum' over the locations
+            (mmdet's ``weight``, ``avg_factor`` and ``reduction_override``
+            apply, see :class:`DistillLoss`). Defaults to 'mean'.
         loss_weight (float): Weight of the loss. Defaults to 1.0.
 
     Example:
@@ -45,27 +48,19 @@ class SigmoidSoftCELoss(nn.Module):
 
     def __init__(self,
                  temperature: float = 1.0,
+                 reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
-        super().__init__()
-        if not temperature > 0:
-            raise ValueError(f'temperature must be > 0, got {temperature!r}')
-        self.temperature = temperature
-        self.loss_weight = loss_weight
+        super().__init__(reduction, loss_weight)
+        self.temperature = check_temperature(temperature)
 
-    def forward(self, logits_s: Features, logits_t: Features) -> Tensor:
-        """Sum over levels of the mean per-location binary soft CE."""
-        levels_s, levels_t = as_levels(logits_s, logits_t)
-        total = levels_s[0].sum() * 0.
-        for z_s, z_t in zip(levels_s, levels_t):
-            if z_s.shape != z_t.shape:
-                raise ValueError(
-                    f'student logits {tuple(z_s.shape)} and teacher logits '
-                    f'{tuple(z_t.shape)} differ; both heads need the same '
-                    'anchors and classes')
-            if z_s.numel() == 0:
-                continue
-            p_t = (z_t.detach() / self.temperature).sigmoid()
-            bce = F.binary_cross_entropy_with_logits(
-                z_s / self.temperature, p_t.to(z_s.dtype), reduction='none')
-            total = total + bce.sum(1).mean()
-        return self.loss_weight * total
+    def elementwise(self, logits_s: Tensor, logits_t: Tensor) -> Tensor:
+        """Binary soft CE of each location, summed over the classes."""
+        if logits_s.shape != logits_t.shape:
+            raise ValueError(
+                f'student logits {tuple(logits_s.shape)} and teacher logits '
+                f'{tuple(logits_t.shape)} differ; both heads need the same '
+                'anchors and classes')
+        p_t = (logits_t / self.temperature).sigmoid()
+        bce = F.binary_cross_entropy_with_logits(
+            logits_s / self.temperature, p_t, reduction='none')
+        return bce.sum(1)

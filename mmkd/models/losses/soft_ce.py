@@ -1,9 +1,9 @@
 """Class-weighted soft-label classification distillation (Chen et al.)."""
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmkd.registry import MODELS
-from .utils import Features, as_levels
+from .utils import DistillLoss, check_temperature
 
 
 def _flatten_logits(logits: Tensor) -> Tensor:
@@ -18,7 +18,7 @@ def _flatten_logits(logits: Tensor) -> Tensor:
 
 
 @MODELS.register_module()
-class WeightedSoftCELoss(nn.Module):
+class WeightedSoftCELoss(DistillLoss):
     """Cross-entropy from the teacher's softened scores, background upweighted.
 
     ``loss = loss_weight * sum_levels mean_i(-sum_c w_c p_t,c log p_s,c)`` with
@@ -52,6 +52,9 @@ class WeightedSoftCELoss(nn.Module):
             Defaults to 1.0.
         bg_weight (float): Weight ``w`` of the background (last) class.
             Defaults to 1.5.
+        reduction (str): 'none', 'mean' or 'sum' over the samples (mmdet's
+            ``weight``, ``avg_factor`` and ``reduction_override`` apply, see
+            :class:`DistillLoss`). Defaults to 'mean'.
         loss_weight (float): Weight of the loss. Defaults to 1.0.
 
     Example:
@@ -71,14 +74,11 @@ class WeightedSoftCELoss(nn.Module):
     def __init__(self,
                  temperature: float = 1.0,
                  bg_weight: float = 1.5,
+                 reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
-        super().__init__()
-        if not 0 < temperature < float('inf'):
-            raise ValueError('temperature must be a finite number > 0, got '
-                             f'temperature={temperature}')
-        self.temperature = temperature
+        super().__init__(reduction, loss_weight)
+        self.temperature = check_temperature(temperature)
         self.bg_weight = bg_weight
-        self.loss_weight = loss_weight
 
     def soft_cross_entropy(self, logits_s: Tensor, logits_t: Tensor) -> Tensor:
         """Per-sample ``-sum_c w_c p_t,c log p_s,c`` of (N, C+1) logits."""
@@ -89,27 +89,18 @@ class WeightedSoftCELoss(nn.Module):
         weight[-1] = self.bg_weight
         return -(weight * p_t * log_p_s).sum(dim=1)
 
-    def forward(self, logits_s: Features, logits_t: Features) -> Tensor:
-        """Compute the loss over one tensor or a sequence of levels."""
-        levels_s, levels_t = as_levels(logits_s, logits_t)
-        if not levels_s:
-            raise ValueError('soft-label KD got an empty sequence of levels')
-        loss = 0.
-        for level, (s, t) in enumerate(zip(levels_s, levels_t)):
-            shape_s, shape_t = tuple(s.shape), tuple(t.shape)
-            s, t = _flatten_logits(s), _flatten_logits(t)
-            if s.shape[1] != t.shape[1]:
+    def elementwise(self, logits_s: Tensor, logits_t: Tensor) -> Tensor:
+        """The soft CE of each sample (RoI, or location of a map)."""
+        if logits_s.shape != logits_t.shape:
+            if logits_s.dim() >= 2 and logits_t.dim() >= 2 and (
+                    logits_s.shape[1] != logits_t.shape[1]):
                 raise ValueError(
-                    f'level {level}: student logits have {s.shape[1]} classes '
-                    f'but teacher logits have {t.shape[1]} (C+1 each, '
+                    f'student logits have {logits_s.shape[1]} classes but '
+                    f'teacher logits have {logits_t.shape[1]} (C+1 each, '
                     'background last): both heads must predict the same '
                     'classes')
-            if shape_s != shape_t:
-                raise ValueError(
-                    f'level {level}: student logits {shape_s} and teacher '
-                    f'logits {shape_t} differ in shape')
-            if s.shape[0] == 0:
-                loss = loss + s.sum() * 0.
-                continue
-            loss = loss + self.soft_cross_entropy(s, t).mean()
-        return self.loss_weight * loss
+            raise ValueError(
+                f'student logits {tuple(logits_s.shape)} and teacher '
+                f'logits {tuple(logits_t.shape)} differ in shape')
+        return self.soft_cross_entropy(
+            _flatten_logits(logits_s), _flatten_logits(logits_t))

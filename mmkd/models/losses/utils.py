@@ -1,9 +1,13 @@
-"""Helpers shared by mmkd's losses."""
-from typing import Sequence, Tuple, Union
+"""What every mmkd loss shares: levels, the teacher's side, empty inputs,
+temperatures and mmdet's reduction."""
+import math
+from typing import Optional, Sequence, Tuple, Union
 
-from torch import Tensor
+from mmdet.models.losses.utils import weight_reduce_loss
+from torch import Tensor, nn
 
 Features = Union[Tensor, Sequence[Tensor]]
+REDUCTIONS = ('none', 'mean', 'sum')
 
 
 def as_levels(feat_s: Features,
@@ -21,3 +25,98 @@ def as_levels(feat_s: Features,
             f'gives {len(levels_t)}: tap outputs with the same number of '
             'levels (e.g. both necks, or both the same backbone stage)')
     return levels_s, levels_t
+
+
+def check_temperature(value, name: str = 'temperature') -> float:
+    """``value`` if it is a finite number > 0, else a ValueError naming it.
+
+    Example:
+        >>> check_temperature(2)
+        2
+    """
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not 0 < value < math.inf:
+        raise ValueError(
+            f'{name} must be a finite number > 0, got {name}={value!r}')
+    return value
+
+
+def check_reduction(reduction: str, name: str = 'reduction',
+                    valid: Sequence[str] = REDUCTIONS) -> str:
+    """``reduction`` if it is one of ``valid``, else a ValueError."""
+    if reduction not in valid:
+        raise ValueError(f'{name} must be one of {tuple(valid)}, got '
+                         f'{name}={reduction!r}')
+    return reduction
+
+
+class DistillLoss(nn.Module):
+    """Base of mmkd's distillation losses, in mmdet's loss convention.
+
+    A subclass computes one level's element-wise (or per-sample) loss in
+    :meth:`elementwise`; this class does the rest, once for every loss:
+
+    - one tensor or a sequence of levels (an FPN's outputs) on each side,
+      the levels' losses summed;
+    - the teacher's side detached and cast to the student's dtype;
+    - empty inputs give a zero that keeps the graph (DDP finds every
+      gradient);
+    - mmdet's ``weight``, ``avg_factor`` and ``reduction_override``,
+      reduced with mmdet's ``weight_reduce_loss``, times ``loss_weight``.
+
+    Args:
+        reduction (str): 'none', 'mean' or 'sum'. Defaults to 'mean'.
+        loss_weight (float): Weight of the loss. Defaults to 1.0.
+
+    Example:
+        >>> import torch
+        >>> class L1(DistillLoss):
+        ...     def elementwise(self, pred_s, pred_t):
+        ...         return (pred_s - pred_t).abs()
+        >>> s, t = torch.zeros(2, 3), torch.ones(2, 3)
+        >>> float(L1(loss_weight=2.)(s, t)), float(L1()(s, t, avg_factor=2))
+        (2.0, 3.0)
+        >>> float(L1()(s[:0], t[:0]))
+        0.0
+    """
+
+    def __init__(self, reduction: str = 'mean',
+                 loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.reduction = check_reduction(reduction)
+        self.loss_weight = loss_weight
+
+    def elementwise(self, pred_s: Tensor, pred_t: Tensor,
+                    **kwargs) -> Tensor:
+        """One level's unreduced loss; ``pred_t`` is already detached."""
+        raise NotImplementedError
+
+    def forward(self,
+                pred_s: Features,
+                pred_t: Features,
+                weight: Optional[Tensor] = None,
+                avg_factor: Optional[float] = None,
+                reduction_override: Optional[str] = None,
+                **kwargs) -> Tensor:
+        """The weighted, reduced loss over one tensor or a sequence of
+        levels; further keyword arguments go to :meth:`elementwise`."""
+        reduction = self.reduction
+        if reduction_override is not None:
+            reduction = check_reduction(reduction_override,
+                                        'reduction_override')
+        levels_s, levels_t = as_levels(pred_s, pred_t)
+        if not levels_s:
+            raise ValueError(f'{type(self).__name__} got an empty sequence '
+                             'of levels')
+        total = None
+        for s, t in zip(levels_s, levels_t):
+            loss = self.elementwise(s, t.detach().to(s.dtype), **kwargs)
+            if loss.numel() == 0 and reduction != 'none':
+                continue
+            if weight is not None:
+                weight = weight.detach().to(loss.dtype)
+            loss = weight_reduce_loss(loss, weight, reduction, avg_factor)
+            total = loss if total is None else total + loss
+        if total is None:  # every level empty
+            return levels_s[0].sum() * 0.
+        return self.loss_weight * total

@@ -170,3 +170,21 @@ def test_check_source_lists_what_exists():
         check_source(3, 'k', pairings)
     with pytest.raises(KeyError, match=r"k: 'const\.' is neither"):
         check_source('const.', 'k', pairings)
+
+
+def test_inputs_of_a_distill_loss_are_its_elementwise_arguments(det_files):
+    cfg = roi_config(det_files)
+    cfg.model.losses.nd.inputs['weights'] = 'roi.labels'
+    with pytest.raises(
+            KeyError,
+            match=r"model\.losses\.nd\.inputs\.weights: NDLoss\.forward "
+            r"takes no argument 'weights'; its further arguments are "
+            r"\['labels', 'centers', 'weight', 'avg_factor', "
+            r"'reduction_override'\]"):
+        build(cfg)
+    cfg = distill_config(det_files)
+    cfg.model.losses.hint.inputs = dict(scale='batch.inputs')
+    with pytest.raises(KeyError, match=r"FeatureHintLoss\.forward takes no "
+                       r"argument 'scale'; its further arguments are "
+                       r"\['weight', 'avg_factor', 'reduction_override'\]"):
+        build(cfg)

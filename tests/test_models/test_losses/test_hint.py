@@ -67,3 +67,22 @@ def test_matches_paper_formula_values_and_gradients():
         assert_close(a.grad, b.grad)
         # d/dV of gamma * ||V - Z||^2 / numel
         assert_close(a.grad, 0.5 * 2 * (x - t) / x.numel())
+
+
+def test_follows_mmdet_loss_conventions():
+    """weight, avg_factor and reduction_override as mmdet's MSELoss."""
+    from mmdet.models.losses import MSELoss
+    torch.manual_seed(0)
+    s, t = torch.randn(4, 3), torch.randn(4, 3)
+    weight = torch.rand(4, 3)
+    ours, theirs = FeatureHintLoss(loss_weight=0.5), MSELoss(loss_weight=0.5)
+    for kwargs in (dict(), dict(weight=weight),
+                   dict(weight=weight, avg_factor=5.),
+                   dict(reduction_override='sum'),
+                   dict(reduction_override='none')):
+        torch.testing.assert_close(ours(s, t, **kwargs),
+                                   theirs(s, t, **kwargs))
+    with pytest.raises(ValueError, match=r"reduction_override must be one "
+                       r"of \('none', 'mean', 'sum'\), got "
+                       r"reduction_override='avg'"):
+        ours(s, t, reduction_override='avg')

@@ -40,7 +40,8 @@ def test_gradients_reach_the_student_only_and_empty_is_zero():
 def test_mismatched_heads_raise():
     with pytest.raises(ValueError, match=r'\(1, 6, 2, 2\).*\(1, 9, 2, 2\)'):
         SigmoidSoftCELoss()(torch.zeros(1, 6, 2, 2), torch.zeros(1, 9, 2, 2))
-    with pytest.raises(ValueError, match='temperature must be > 0'):
+    with pytest.raises(ValueError,
+                       match='temperature must be a finite number > 0'):
         SigmoidSoftCELoss(temperature=0)
 
 
