@@ -1,12 +1,10 @@
 """Teacher-bounded box regression (Chen et al., NeurIPS 2017)."""
 from typing import Optional
 
-from mmdet.models.losses.utils import weight_reduce_loss
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmkd.registry import MODELS
-
-REDUCTIONS = ('none', 'mean', 'sum')
+from .utils import DistillLoss, check_reduction
 
 
 def teacher_bounded_regression(pred_s: Tensor,
@@ -20,7 +18,7 @@ def teacher_bounded_regression(pred_s: Tensor,
 
 
 @MODELS.register_module()
-class BoundedRegressionLoss(nn.Module):
+class BoundedRegressionLoss(DistillLoss):
     """L2 box regression applied only where the student is not beating the
     teacher by the margin.
 
@@ -74,13 +72,8 @@ class BoundedRegressionLoss(nn.Module):
                  margin: float = 0.,
                  reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
-        super().__init__()
-        if reduction not in REDUCTIONS:
-            raise ValueError(f'reduction must be one of {REDUCTIONS}, got '
-                             f'reduction={reduction!r}')
+        super().__init__(reduction, loss_weight)
         self.margin = margin
-        self.reduction = reduction
-        self.loss_weight = loss_weight
 
     def forward(self,
                 pred_s: Tensor,
@@ -98,10 +91,8 @@ class BoundedRegressionLoss(nn.Module):
                 'teacher deltas and targets of one shape, got '
                 f'{tuple(pred_s.shape)}, {tuple(pred_t.shape)} and '
                 f'{tuple(target.shape)}')
-        reduction = reduction_override or self.reduction
-        if reduction not in REDUCTIONS:
-            raise ValueError(f'reduction_override must be one of '
-                             f'{REDUCTIONS}, got {reduction_override!r}')
+        reduction = self.reduction if reduction_override is None else \
+            check_reduction(reduction_override, 'reduction_override')
         if weight is not None:
             if weight.shape == pred_s.shape:
                 weight = weight.amax(dim=1)
@@ -110,17 +101,16 @@ class BoundedRegressionLoss(nn.Module):
                     f'weight must have shape {tuple(pred_s.shape[:1])} (per '
                     f'sample) or {tuple(pred_s.shape)} (per coordinate), got '
                     f'{tuple(weight.shape)}')
-            weight = weight.detach().to(pred_s.dtype)
-        if pred_s.shape[0] == 0 and reduction != 'none':
-            return pred_s.sum() * 0.
-        per_sample = teacher_bounded_regression(
-            pred_s,
-            pred_t.detach().to(pred_s.dtype),
-            target.detach().to(pred_s.dtype), self.margin)
         if avg_factor is not None:
             avg_factor = float(avg_factor)
             if reduction == 'mean':
-                # an empty batch of positives still divides by a real count
                 avg_factor = max(avg_factor, 1.)
-        loss = weight_reduce_loss(per_sample, weight, reduction, avg_factor)
-        return self.loss_weight * loss
+        return super().forward(pred_s, pred_t, weight, avg_factor, reduction,
+                               target=target)
+
+    def elementwise(self, pred_s: Tensor, pred_t: Tensor,
+                    target: Tensor) -> Tensor:
+        """The bounded L2 term of each sample."""
+        return teacher_bounded_regression(pred_s, pred_t,
+                                          target.detach().to(pred_s.dtype),
+                                          self.margin)

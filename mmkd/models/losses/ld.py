@@ -2,10 +2,10 @@
 from typing import Optional
 
 import torch.nn.functional as F
-from mmdet.models.losses.utils import weight_reduce_loss
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmkd.registry import MODELS
+from .utils import DistillLoss, check_temperature
 
 
 def localization_distillation(logits_s: Tensor, logits_t: Tensor,
@@ -19,7 +19,7 @@ def localization_distillation(logits_s: Tensor, logits_t: Tensor,
 
 
 @MODELS.register_module()
-class LDLoss(nn.Module):
+class LDLoss(DistillLoss):
     """Temperature-scaled KL divergence between box-edge distributions.
 
     ``loss = loss_weight * sum_i w_i * T^2 * KL(p_t,i || p_s,i) / avg_factor``
@@ -42,17 +42,19 @@ class LDLoss(nn.Module):
 
     On the same rows and weights the three terms equal the official
     ``LDHead.loss_single`` (summed over levels), values and gradients.
-    Departures: ``avg_factor`` is fixed per loss rather than passed per call
-    (the per-level KD divisor goes into ``w_i`` instead, which gives the same
-    sum); any ``T > 0`` is accepted (officially ``T >= 1``); the official
-    head's zero-weighted extras (``loss_kd_neg`` times 0, ``loss_im`` weight
-    0) are left out.
+    Departures: ``avg_factor`` is set per loss (a call's ``avg_factor``
+    overrides it, as in mmdet; the per-level KD divisor goes into ``w_i``
+    instead, which gives the same sum); any ``T > 0`` is accepted
+    (officially ``T >= 1``); the official head's zero-weighted extras
+    (``loss_kd_neg`` times 0, ``loss_im`` weight 0) are left out.
 
     Args:
         temperature (float): Softmax temperature ``T`` of both sides.
             Defaults to 10.0.
         avg_factor (float, optional): What the weighted sum over rows is
-            divided by; None averages over rows. Defaults to 4.0.
+            divided by when a call gives none; None averages over rows.
+            Defaults to 4.0.
+        reduction (str): 'none', 'mean' or 'sum'. Defaults to 'mean'.
         loss_weight (float): Weight of the loss. Defaults to 0.25.
 
     Example:
@@ -72,22 +74,21 @@ class LDLoss(nn.Module):
     def __init__(self,
                  temperature: float = 10.0,
                  avg_factor: Optional[float] = 4.0,
-                 loss_weight: float = 0.25) -> None:
-        super().__init__()
-        if not 0 < temperature < float('inf'):
-            raise ValueError('temperature must be a finite number > 0, got '
-                             f'temperature={temperature}')
+                 loss_weight: float = 0.25,
+                 reduction: str = 'mean') -> None:
+        super().__init__(reduction, loss_weight)
+        self.temperature = check_temperature(temperature)
         if avg_factor is not None and not 0 < avg_factor < float('inf'):
             raise ValueError(
                 f'avg_factor must be > 0 or None, got avg_factor={avg_factor}')
-        self.temperature = temperature
         self.avg_factor = avg_factor
-        self.loss_weight = loss_weight
 
     def forward(self,
                 logits_s: Tensor,
                 logits_t: Tensor,
-                weight: Optional[Tensor] = None) -> Tensor:
+                weight: Optional[Tensor] = None,
+                avg_factor: Optional[float] = None,
+                reduction_override: Optional[str] = None) -> Tensor:
         """Compute the loss of (N, bins) student and teacher logits.
 
         Args:
@@ -95,6 +96,9 @@ class LDLoss(nn.Module):
             logits_t (Tensor): Teacher logits of the same rows.
             weight (Tensor, optional): (N, ) weight of each row.
                 Defaults to None (all 1).
+            avg_factor (float, optional): Divisor of the weighted sum.
+                Defaults to None: the loss's own ``avg_factor``.
+            reduction_override (str, optional): As in mmdet's losses.
         """
         if logits_s.dim() != 2 or logits_s.shape != logits_t.shape:
             raise ValueError(
@@ -105,11 +109,11 @@ class LDLoss(nn.Module):
             raise ValueError(
                 f'LD expects one weight per row ({logits_s.shape[0]}), got '
                 f'weights of shape {tuple(weight.shape)}')
-        if logits_s.shape[0] == 0:
-            return logits_s.sum() * 0.
-        loss = localization_distillation(logits_s, logits_t, self.temperature)
-        if weight is not None:
-            weight = weight.detach().to(loss.dtype)
-        loss = weight_reduce_loss(
-            loss, weight, reduction='mean', avg_factor=self.avg_factor)
-        return self.loss_weight * loss
+        return super().forward(
+            logits_s, logits_t, weight,
+            self.avg_factor if avg_factor is None else avg_factor,
+            reduction_override)
+
+    def elementwise(self, logits_s: Tensor, logits_t: Tensor) -> Tensor:
+        """``T^2 KL`` of each row, averaged over its bins."""
+        return localization_distillation(logits_s, logits_t, self.temperature)

@@ -4,10 +4,10 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmkd.registry import MODELS
-from .utils import Features, as_levels
+from .utils import DistillLoss, Features
 
 
 def pairwise_similarity(feat: Tensor, eps: float = 1e-8) -> Tensor:
@@ -41,7 +41,7 @@ def masked(feat: Tensor, valid_mask: Tensor) -> Tensor:
 
 
 @MODELS.register_module()
-class PairWiseKDLoss(nn.Module):
+class PairWiseKDLoss(DistillLoss):
     """Squared difference of student and teacher spatial affinity matrices
     after coarse max pooling.
 
@@ -86,17 +86,17 @@ class PairWiseKDLoss(nn.Module):
     def __init__(self,
                  pool_scale: float = 0.5,
                  loss_weight: float = 1.0) -> None:
-        super().__init__()
+        super().__init__(loss_weight=loss_weight)
         if not 0 < pool_scale <= 1:
             raise ValueError('pool_scale must be in (0, 1], got '
                              f'pool_scale={pool_scale!r}')
         self.pool_scale = pool_scale
-        self.loss_weight = loss_weight
 
     def forward(self,
                 feat_s: Features,
                 feat_t: Features,
-                valid_mask: Optional[Tensor] = None) -> Tensor:
+                valid_mask: Optional[Tensor] = None,
+                **kwargs) -> Tensor:
         """Compute the loss over one map or a sequence of levels.
 
         Args:
@@ -106,17 +106,22 @@ class PairWiseKDLoss(nn.Module):
                 pixels to leave out (mmkd's ``'batch.valid_mask'``): both
                 maps are zeroed there (the mask resized by nearest
                 neighbour) before pooling. The official code masks nothing.
+            **kwargs: mmdet's ``weight``, ``avg_factor`` and
+                ``reduction_override``, see :class:`DistillLoss`.
         """
-        levels_s, levels_t = as_levels(feat_s, feat_t)
+        return super().forward(feat_s, feat_t, valid_mask=valid_mask,
+                               **kwargs)
+
+    def elementwise(self,
+                    feat_s: Tensor,
+                    feat_t: Tensor,
+                    valid_mask: Optional[Tensor] = None) -> Tensor:
+        """Squared affinity differences ``(N, M, M)`` of one level: their
+        mean is the official ``sim_dis_compute``."""
         if valid_mask is not None:
-            levels_s = [masked(f, valid_mask) for f in levels_s]
-            levels_t = [masked(f, valid_mask) for f in levels_t]
-        loss = sum(
-            self._level_loss(s, t.detach())
-            for s, t in zip(levels_s, levels_t) if s.numel() > 0)
-        if isinstance(loss, int):  # every level empty
-            return levels_s[0].sum() * 0.
-        return self.loss_weight * loss
+            feat_s, feat_t = masked(feat_s, valid_mask), masked(
+                feat_t, valid_mask)
+        return self._level_loss(feat_s, feat_t)
 
     def _level_loss(self, feat_s: Tensor, feat_t: Tensor) -> Tensor:
         """The official ``sim_dis_compute`` on max-pooled maps."""
@@ -132,6 +137,5 @@ class PairWiseKDLoss(nn.Module):
         ]
         pooled_s = F.max_pool2d(feat_s, kernel, kernel, ceil_mode=True)
         pooled_t = F.max_pool2d(feat_t, kernel, kernel, ceil_mode=True)
-        num_pos = pooled_t.shape[2] * pooled_t.shape[3]
         diff = pairwise_similarity(pooled_t) - pairwise_similarity(pooled_s)
-        return (diff**2).sum() / num_pos**2 / pooled_t.shape[0]
+        return diff**2

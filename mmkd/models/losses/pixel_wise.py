@@ -4,16 +4,17 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmkd.registry import MODELS
+from .utils import DistillLoss, check_reduction, check_temperature
 
 #: ``'batch_sum'``: the official sum over images of per-image pixel means.
-REDUCTIONS = ('mean', 'batch_sum')
+REDUCTIONS = ('mean', 'batch_sum', 'sum', 'none')
 
 
 @MODELS.register_module()
-class PixelWiseKDLoss(nn.Module):
+class PixelWiseKDLoss(DistillLoss):
     """Cross-entropy of the student's class distribution against the
     teacher's, over the labelled pixels.
 
@@ -49,8 +50,8 @@ class PixelWiseKDLoss(nn.Module):
     Args:
         temperature (float): Softmax temperature ``T``. Defaults to 1.0.
         ignore_index (int): Label of pixels left out. Defaults to 255.
-        reduction (str): ``'mean'`` or ``'batch_sum'`` (see above).
-            Defaults to ``'mean'``.
+        reduction (str): ``'mean'`` or ``'batch_sum'`` (see above), or
+            mmdet's ``'sum'`` and ``'none'``. Defaults to ``'mean'``.
         loss_weight (float): Weight of the loss. Defaults to 1.0.
 
     Example:
@@ -71,24 +72,22 @@ class PixelWiseKDLoss(nn.Module):
                  ignore_index: int = 255,
                  reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
-        super().__init__()
-        if not temperature > 0:
-            raise ValueError(
-                f'temperature must be > 0, got temperature={temperature!r}')
-        if reduction not in REDUCTIONS:
-            raise ValueError(f'reduction must be one of {REDUCTIONS}, got '
-                             f'reduction={reduction!r}')
-        self.temperature = temperature
+        super().__init__(loss_weight=loss_weight)
+        self.temperature = check_temperature(temperature)
         self.ignore_index = ignore_index
-        self.reduction = reduction
-        self.loss_weight = loss_weight
+        self.reduction = check_reduction(reduction, valid=REDUCTIONS)
 
     def forward(self,
                 logits_s: Tensor,
                 logits_t: Tensor,
-                gt: Optional[Tensor] = None) -> Tensor:
+                gt: Optional[Tensor] = None,
+                weight: Optional[Tensor] = None,
+                avg_factor: Optional[float] = None,
+                reduction_override: Optional[str] = None) -> Tensor:
         """Compute the loss on ``(N, C, H, W)`` logits and an optional
-        ``(N, H, W)`` or ``(N, 1, H, W)`` label map."""
+        ``(N, H, W)`` or ``(N, 1, H, W)`` label map; ``weight`` is per
+        pixel ``(N, H, W)``, ``avg_factor`` replaces the reduction's
+        divisor."""
         if logits_s.dim() != 4 or logits_s.shape != logits_t.shape:
             raise ValueError(
                 'PixelWiseKDLoss needs (N, C, H, W) student and teacher '
@@ -96,20 +95,31 @@ class PixelWiseKDLoss(nn.Module):
                 f'{tuple(logits_s.shape)} and teacher '
                 f'{tuple(logits_t.shape)}: resize the maps (and use the '
                 'same classes) before the loss')
+        reduction = self.reduction
+        if reduction_override is not None:
+            reduction = check_reduction(reduction_override,
+                                        'reduction_override', REDUCTIONS)
+        shape = (logits_s.shape[0], ) + logits_s.shape[2:]
+        valid = (torch.ones(shape, dtype=torch.bool, device=logits_s.device)
+                 if gt is None else
+                 self._label_map(gt, logits_s) != self.ignore_index)
+        valid = valid.to(logits_s.dtype)
+        weight = valid if weight is None else weight * valid
+        if reduction in ('mean', 'batch_sum'):
+            if avg_factor is None:
+                # 'batch_sum': the official sum over pixels / (H * W)
+                avg_factor = (valid.sum().clamp(min=1) if reduction == 'mean'
+                              else float(shape[1] * shape[2]))
+            reduction = 'mean'
+        return super().forward(logits_s, logits_t, weight, avg_factor,
+                               reduction)
+
+    def elementwise(self, logits_s: Tensor, logits_t: Tensor) -> Tensor:
+        """``T^2`` times the soft CE of each pixel, ``(N, H, W)``."""
         temp = self.temperature
-        probs_t = F.softmax(logits_t.detach().to(logits_s.dtype) / temp, 1)
+        probs_t = F.softmax(logits_t / temp, dim=1)
         log_probs_s = F.log_softmax(logits_s / temp, dim=1)
-        cross_entropy = -(probs_t * log_probs_s).sum(dim=1)  # (N, H, W)
-        if gt is None:
-            valid = torch.ones_like(cross_entropy, dtype=torch.bool)
-        else:
-            valid = self._label_map(gt, logits_s) != self.ignore_index
-        total = cross_entropy[valid].sum()
-        if self.reduction == 'batch_sum':
-            count = cross_entropy[0].numel()  # H * W
-        else:
-            count = valid.sum().clamp(min=1).to(cross_entropy.dtype)
-        return self.loss_weight * temp**2 * total / count
+        return -(probs_t * log_probs_s).sum(dim=1) * temp**2
 
     @staticmethod
     def _label_map(gt: Tensor, logits: Tensor) -> Tensor:

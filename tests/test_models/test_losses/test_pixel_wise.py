@@ -153,8 +153,23 @@ def test_bad_inputs_raise():
             torch.zeros(1, 2, 2, dtype=torch.long))
     with pytest.raises(ValueError, match='temperature=0'):
         PixelWiseKDLoss(temperature=0)
-    with pytest.raises(ValueError, match=r"'batch_sum'.*reduction='sum'"):
-        PixelWiseKDLoss(reduction='sum')
+    with pytest.raises(ValueError, match=r"'batch_sum'.*reduction='avg'"):
+        PixelWiseKDLoss(reduction='avg')
+
+
+def test_mmdet_reductions_and_pixel_weights():
+    torch.manual_seed(0)
+    s, t = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
+    gt = torch.randint(0, 3, (2, 4, 4))
+    gt[0, 0] = 255
+    per_pixel = PixelWiseKDLoss(reduction='none')(s, t, gt)
+    assert per_pixel.shape == (2, 4, 4) and (per_pixel[0, 0] == 0).all()
+    total = PixelWiseKDLoss(reduction='sum')(s, t, gt)
+    assert_close(total, per_pixel.sum())
+    assert_close(PixelWiseKDLoss()(s, t, gt), total / 28)  # labelled pixels
+    weight = torch.rand(2, 4, 4)
+    assert_close(PixelWiseKDLoss()(s, t, gt, weight=weight, avg_factor=3.),
+                 (per_pixel * weight).sum() / 3.)
 
 
 def test_builds_from_registry():
