@@ -15,8 +15,9 @@ torch.__version__.split('+')[0].split('.')[:2]); sys.exit(v < (2, 6) and \
 f'torch {torch.__version__} is too old: mmkd needs torch >= 2.6, whose '
 'torch.load refuses pickled code by default')"
 $PIP mmengine==0.10.7 "setuptools<70" wheel
-# mmcv 2.1.0 has no wheel for recent torch: it builds from source (~5 min on
-# 2 cores; pip caches the wheel). Its setup.py needs pkg_resources.
+# mmcv 2.1.0 has no wheel for recent torch: it builds from source (most of
+# a cold install's 21 min on 2 cores; pip caches the wheel). Its setup.py
+# needs pkg_resources.
 python -c "import mmcv.ops" 2>/dev/null || \
     MMCV_WITH_OPS=1 $PIP --no-build-isolation mmcv==2.1.0
 $PIP mmdet==3.3.0 mmsegmentation==1.2.2 pycocotools==2.0.11 ftfy regex \

@@ -1,7 +1,7 @@
 # The teacher: PSPNet, ResNet-34-D8 at width 32, decode head 128, on the
 # student's schedule (400 iterations): from its pretrained backbone it leads
-# the student by far at 400 (see README), and 800 would not fit a run of a
-# few minutes on 2 cores.
+# the student by far at 400 (see docs/digits.md), and 800 would not fit a
+# run of a few minutes on 2 cores.
 _base_ = './pspnet_r18_digits.py'
 model = dict(
     backbone=dict(
