@@ -5,7 +5,7 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from conftest import SEG_CONFIG, save_teacher, write_config, write_seg
+from tiny_setups import SEG_CONFIG, save_teacher, write_config, write_seg
 
 LOGITS, FEATS = 'decode_head.conv_seg', 'decode_head.bottleneck'
 

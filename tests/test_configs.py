@@ -6,8 +6,8 @@ import pytest
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
-from conftest import REPO
 from mmkd.models import SingleTeacherDistiller
+from tiny_setups import REPO
 
 CONFIGS = sorted(
     p for p in glob.glob(

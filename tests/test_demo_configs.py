@@ -5,7 +5,7 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from conftest import REPO
+from tiny_setups import REPO
 
 # demo config -> the full-size config of the same method
 SAME_METHOD = {

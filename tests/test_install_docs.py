@@ -3,7 +3,7 @@ and the Python floor is one that torch runs on."""
 import os.path as osp
 import re
 
-from conftest import REPO
+from tiny_setups import REPO
 
 SAFE_TORCH = (2, 6)  # torch.load defaults to weights_only=True
 TORCH_2_6_PYTHON = (3, 9)  # the oldest Python torch 2.6 supports

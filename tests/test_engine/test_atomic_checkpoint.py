@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, distill_config, run_script
+from tiny_setups import REPO, distill_config, run_script
 
 # Kills the run at one point of the save of iter_4.pth. 'writing' leaves
 # the half of the file a kill during the write leaves.

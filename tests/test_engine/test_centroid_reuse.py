@@ -8,7 +8,7 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
-from conftest import roi_config, save_teacher
+from tiny_setups import roi_config, save_teacher
 
 
 def nd_config(det_files, work_dir, checkpoint=None):

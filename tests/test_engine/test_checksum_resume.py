@@ -7,9 +7,9 @@ import pytest
 import torch
 from mmengine.runner import Runner
 
-from conftest import distill_config
 from mmkd.utils import CorruptCheckpointError, tensor_checksum
 from mmkd.utils.checkpoint import CHECKSUM
+from tiny_setups import distill_config
 
 
 @pytest.fixture(scope='module')

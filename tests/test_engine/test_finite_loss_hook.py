@@ -5,7 +5,7 @@ import os.path as osp
 import subprocess
 import sys
 
-from conftest import REPO, distill_config
+from tiny_setups import REPO, distill_config
 
 
 def test_nan_loss_stops_training_and_names_it(det_files, tmp_path):

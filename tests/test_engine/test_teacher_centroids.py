@@ -17,8 +17,8 @@ def test_centroids_are_class_means(det_files, tmp_path):
     from mmengine.registry import MODELS, init_default_scope
     from mmengine.runner import Runner
 
-    from conftest import roi_config
     from mmkd.engine.hooks.teacher_centroids import class_means
+    from tiny_setups import roi_config
     cfg = roi_config(det_files)
     init_default_scope('mmdet')
     model = MODELS.build(cfg.model)
@@ -42,7 +42,7 @@ def test_centroids_are_class_means(det_files, tmp_path):
 
 
 def running_config(det_files, work_dir, max_iters):
-    from conftest import roi_config
+    from tiny_setups import roi_config
     cfg = roi_config(det_files)
     cfg.work_dir = str(work_dir)
     cfg.train_cfg.max_iters = max_iters

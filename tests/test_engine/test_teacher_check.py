@@ -7,7 +7,7 @@ import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from conftest import REPO, distill_config
+from tiny_setups import REPO, distill_config
 
 
 def runner_with_check(files, tmp_path, tap='neck', **check):

@@ -8,8 +8,8 @@ import sys
 
 from PIL import Image
 
-from conftest import REPO, run_script
 from mmkd.datasets import make_digits
+from tiny_setups import REPO, run_script
 
 SHORT = [
     'train_cfg.max_iters=2', 'train_cfg.val_interval=2',

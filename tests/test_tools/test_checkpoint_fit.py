@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, distill_config, run_script, save_teacher
+from tiny_setups import REPO, distill_config, run_script, save_teacher
 
 
 def run(*args, cwd):

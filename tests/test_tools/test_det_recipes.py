@@ -6,9 +6,9 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
-from test_dist_train import DUMP_HOOK, free_port
 
-from conftest import REPO, run_script
+from ddp_fixtures import DUMP_HOOK, free_port
+from tiny_setups import REPO, run_script
 
 RECIPES = [
     'faster_rcnn_r101_to_r50_chen.py', 'faster_rcnn_r101_to_r50_nd.py',

@@ -1,41 +1,10 @@
 """tools/dist_train.sh with 2 processes on CPU (gloo)."""
 import os.path as osp
-import socket
 
 import torch
 
-from conftest import REPO, distill_config, run_script
-
-DUMP_HOOK = '''
-import torch
-from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
-from mmengine.registry import HOOKS
-
-
-@HOOKS.register_module()
-class DumpRankWeights(Hook):
-    def after_train(self, runner):
-        model = runner.model
-        assert is_model_wrapper(model), 'not wrapped in DDP'
-        params = {k: p.detach().clone()
-                  for k, p in model.module.named_parameters()}
-        for name, value in model.module.constants.items():
-            params[f'const.{name}'] = value.cpu()
-        torch.save(params, f'{runner.work_dir}/rank{runner.rank}.pth')
-
-    def before_train(self, runner):
-        self.after_train(runner)
-        import os
-        os.replace(f'{runner.work_dir}/rank{runner.rank}.pth',
-                   f'{runner.work_dir}/init{runner.rank}.pth')
-'''
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
+from ddp_fixtures import DUMP_HOOK, free_port
+from tiny_setups import REPO, distill_config, run_script
 
 
 def test_dist_train_two_cpu_processes(det_files, tmp_path):

@@ -7,8 +7,8 @@ import torch
 from mmengine.registry import MODELS, init_default_scope
 from PIL import Image
 
-from conftest import distill_config, run_script
 from mmkd.visualization import channel_norms, norm_statistics
+from tiny_setups import distill_config, run_script
 
 
 def test_channel_norms_per_location():

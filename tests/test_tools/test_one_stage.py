@@ -5,7 +5,7 @@ import os.path as osp
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from conftest import DET_CONFIG, save_teacher, write_config
+from tiny_setups import DET_CONFIG, save_teacher, write_config
 
 RETINA = DET_CONFIG.replace(
     "'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'",

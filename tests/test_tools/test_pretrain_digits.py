@@ -11,7 +11,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
-from conftest import REPO
+from tiny_setups import REPO
 
 DEMO = osp.join(REPO, 'configs', 'demo')
 

@@ -3,7 +3,7 @@ import os.path as osp
 
 from PIL import Image
 
-from conftest import REPO, run_script
+from tiny_setups import REPO, run_script
 
 
 def test_fast_quickstart_end_to_end(tmp_path):

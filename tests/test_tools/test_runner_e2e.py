@@ -6,7 +6,7 @@ import os.path as osp
 import torch
 from mmengine.runner import Runner
 
-from conftest import REPO, distill_config, run_script
+from tiny_setups import REPO, distill_config, run_script
 
 EXPORT_CHECK = """
 import sys, json, torch

@@ -5,10 +5,10 @@ import os.path as osp
 
 import torch
 from mmengine.runner import Runner
-from skd_fixtures import skd_config, skd_files  # noqa: F401
-from test_dist_train import DUMP_HOOK, free_port
 
-from conftest import REPO, run_script
+from ddp_fixtures import DUMP_HOOK, free_port
+from skd_fixtures import skd_config, skd_files  # noqa: F401
+from tiny_setups import REPO, run_script
 
 
 def train(cfg, work_dir, max_iters=4):

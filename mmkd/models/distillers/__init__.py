@@ -1,5 +1,4 @@
 from .adversarial import StructuredDistiller
-from .pairing import BasePairing
 from .single_teacher import SingleTeacherDistiller
 
-__all__ = ['BasePairing', 'SingleTeacherDistiller', 'StructuredDistiller']
+__all__ = ['SingleTeacherDistiller', 'StructuredDistiller']

@@ -7,8 +7,8 @@ from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from ..adapters import AdapterDict, ConvAdapter, resize_like
+from ..pairings.base import BasePairing
 from .builder import build_model, build_teacher, input_converter
-from .pairing import BasePairing
 from .sources import Step, resolve
 from .specs import build_registered, parse_losses, tap_names
 from .taps import TapRecorder, TapsComplete, levels_of

@@ -1,5 +1,6 @@
+from .base import BasePairing
 from .gfl import GFLPairing
 from .roi import RoIPairing
 from .rpn import RPNPairing
 
-__all__ = ['RoIPairing', 'RPNPairing', 'GFLPairing']
+__all__ = ['BasePairing', 'RoIPairing', 'RPNPairing', 'GFLPairing']

@@ -8,8 +8,8 @@ from mmdet.structures.bbox import bbox_overlaps, get_box_tensor
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from ..distillers.pairing import BasePairing
 from ..distillers.taps import levels_of
+from .base import BasePairing
 
 
 def _gfl_head(model: nn.Module, side: str, key: str) -> nn.Module:

@@ -5,7 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from ..distillers.pairing import BasePairing
+from .base import BasePairing
 
 
 def _rpn_head(model: nn.Module, side: str, key: str) -> nn.Module:

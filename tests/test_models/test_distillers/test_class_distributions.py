@@ -5,7 +5,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
-from conftest import distill_config
+from tiny_setups import distill_config
 
 CLS = 'roi_head.bbox_head.fc_cls'  # the RoI logits, tapped
 

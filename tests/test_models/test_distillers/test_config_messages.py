@@ -4,8 +4,8 @@ import pytest
 import torch
 from mmengine.registry import MODELS, init_default_scope
 
-from conftest import distill_config
 from mmkd.models import LDLoss
+from tiny_setups import distill_config
 
 
 def build(cfg):

@@ -21,8 +21,8 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData, PixelData
 
-from conftest import REPO
 from mmkd.registry import MODELS
+from tiny_setups import REPO
 
 VALUES = osp.join(osp.dirname(__file__), 'loss_values.json')
 CONFIGS = sorted(

@@ -6,8 +6,8 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 
-from conftest import distill_config
 from mmkd.models import ConvAdapter, SingleTeacherDistiller
+from tiny_setups import distill_config
 
 
 def build(cfg):

@@ -8,10 +8,10 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 from torch import nn
 
-from conftest import distill_config, roi_config
 from mmkd.models.distillers.sources import (BATCH_FIELDS, Step, check_source,
                                             resolve)
 from mmkd.registry import MODELS as MMKD_MODELS
+from tiny_setups import distill_config, roi_config
 
 
 @MMKD_MODELS.register_module(force=True)

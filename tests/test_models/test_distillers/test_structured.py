@@ -8,13 +8,13 @@ from mmengine.config import Config
 from mmengine.optim import OptimWrapper, build_optim_wrapper
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
-from skd_fixtures import skd_files  # noqa: F401
-from skd_fixtures import LOGITS, skd_config, skd_losses
 from torch.testing import assert_close
 
 from mmkd.models import StructuredDistiller
 from mmkd.models.distillers.taps import levels_of
 from mmkd.models.losses.holistic import critic_loss
+from skd_fixtures import skd_files  # noqa: F401
+from skd_fixtures import LOGITS, skd_config, skd_losses
 
 
 def build(cfg):
@@ -322,7 +322,7 @@ def test_critic_without_its_optimizer_or_loss_fails(
 
 
 def test_the_recipe_configs_use_this_distiller():
-    from conftest import REPO
+    from tiny_setups import REPO
     students = {
         'pspnet_r101_to_r18_skd':
         'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py',

@@ -68,7 +68,7 @@ def test_batch_sum_is_the_official_reduction():
 
 def test_skd_fragment_has_the_official_strength():
     """The paper's lambda_pi = 10 on the official sum over 8 images."""
-    from conftest import REPO
+    from tiny_setups import REPO
     fragment = osp.join(REPO, 'configs', '_base_', 'methods', 'skd.py')
     cfg = dict(Config.fromfile(fragment).skd.losses.pixel)
     for key in ('type', 'student', 'teacher', 'inputs'):

@@ -9,8 +9,8 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 from torch.testing import assert_close
 
-from conftest import DET_CONFIG, save_teacher, write_coco, write_config
 from mmkd.models.pairings.gfl import valuable_localization_region
+from tiny_setups import DET_CONFIG, save_teacher, write_coco, write_config
 
 # A tiny GFL; data, schedule and runtime as conftest's Faster R-CNN.
 GFL_CONFIG = """

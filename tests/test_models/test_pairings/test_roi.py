@@ -6,7 +6,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 
-from conftest import REPO, ROI_LOSSES, roi_config
+from tiny_setups import REPO, ROI_LOSSES, roi_config
 
 
 def build(cfg):
