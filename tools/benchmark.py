@@ -34,7 +34,6 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS, init_default_scope
 
 import mmkd  # noqa: F401
-from mmkd.engine.hooks.teacher_centroids import class_means
 from mmkd.models.distillers.builder import build_model
 from mmkd.registry import HOOKS
 
@@ -147,21 +146,21 @@ def build_phases(cfg: Config, args, phases=PHASES) -> dict:
 
 
 def fill_constants(cfg: Config, distiller, args) -> None:
-    """Compute what the config's TeacherCentroidHook would, on 2 batches."""
+    """Ask every hook that provides constants for them, on 2 synthetic
+    batches (as a short run of the hook would)."""
+    from mmkd.engine import ConstantHook
     library = type(distiller.student).__module__.split('.')[0]
-    for hook in cfg.get('custom_hooks', []):
-        if hook.get('type') not in ('mmkd.TeacherCentroidHook',
-                                    'TeacherCentroidHook'):
+    for cfg_hook in cfg.get('custom_hooks', []):
+        cls = HOOKS.get(cfg_hook.get('type'))
+        if not (isinstance(cls, type) and issubclass(cls, ConstantHook)):
             continue
-        hook = HOOKS.build(dict(hook, num_iters=2))
-        num_classes = hook.num_classes or hook._infer_classes(distiller)
+        hook = HOOKS.build(dict(cfg_hook))
         batches = [
-            synthetic_batch(library, num_classes - 1, args, 1000 + i)
-            for i in range(2)
+            synthetic_batch(library, num_classes_of(distiller.student), args,
+                            1000 + i) for i in range(2)
         ]
-        distiller.constants[hook.name] = class_means(
-            distiller, batches, hook.source, hook.labels,
-            num_classes).to(args.device)
+        for name, value in hook.compute(distiller, batches).items():
+            distiller.constants[name] = value.to(args.device)
 
 
 def sync(device: str) -> None:

@@ -63,7 +63,6 @@ def backbone_options(config: str,
 
 
 def fast_options(config: str) -> list:
-    from mmengine.config import Config
     opts = [
         'train_cfg.max_iters=6', 'train_cfg.val_interval=6',
         'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
@@ -72,9 +71,25 @@ def fast_options(config: str) -> list:
         'val_dataloader.persistent_workers=False', 'param_scheduler=[]',
         'default_hooks.logger.interval=2'
     ]
-    for i, hook in enumerate(Config.fromfile(config).get('custom_hooks', [])):
-        if 'TeacherCentroidHook' in str(hook.get('type')):
-            opts.append(f'custom_hooks.{i}.num_iters=2')
+    return opts + quick_hook_options(config)
+
+
+def quick_hook_options(config: str) -> list:
+    """``--cfg-options`` giving every hook its smoke-run settings (e.g.
+    the centroids of 2 batches), as the hooks that provide constants say."""
+    from mmengine.config import Config
+
+    from mmkd.engine import ConstantHook
+    from mmkd.registry import HOOKS
+    opts = []
+    for i, cfg in enumerate(Config.fromfile(config).get('custom_hooks', [])):
+        cls = HOOKS.get(cfg.get('type'))
+        if isinstance(cls, type) and issubclass(cls, ConstantHook):
+            opts += [
+                f'custom_hooks.{i}.{key}={value}'
+                for key, value in HOOKS.build(dict(cfg)).quick_settings(
+                ).items()
+            ]
     return opts
 
 

@@ -145,3 +145,28 @@ def test_resume_with_centroids_equals_uninterrupted_run(
     torch.testing.assert_close(
         straight.model.constants['roi_centers'],
         resumed.model.constants['roi_centers'], rtol=0, atol=0)
+
+
+def test_tools_ask_the_hook_what_it_provides(det_files):
+    """tools/benchmark.py and quickstart --fast need no hook names: the
+    hook names its constants, its smoke-run settings and computes them."""
+    from mmengine.registry import MODELS, init_default_scope
+    from mmengine.runner import Runner
+
+    from mmkd.engine import ConstantHook
+    from mmkd.engine.hooks.teacher_centroids import class_means
+    from tiny_setups import roi_config
+    hook = TeacherCentroidHook(name='centers', num_iters=50)
+    assert isinstance(hook, ConstantHook)
+    assert hook.constant_names() == ('centers', )
+    assert hook.quick_settings() == dict(num_iters=2)
+    cfg = roi_config(det_files)
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model)
+    batch = next(iter(Runner.build_dataloader(cfg.train_dataloader)))
+    torch.manual_seed(0)
+    got = hook.compute(model, [batch])
+    torch.manual_seed(0)
+    want = class_means(model, [batch], 'roi.emb', 'roi.labels', 4)
+    assert list(got) == ['centers']
+    torch.testing.assert_close(got['centers'], want, rtol=0, atol=0)

@@ -8,6 +8,8 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from ddp_fixtures import DUMP_HOOK, free_port
+from mmkd.engine import ConstantHook
+from mmkd.registry import HOOKS
 from tiny_setups import REPO, run_script
 
 RECIPES = [
@@ -26,9 +28,10 @@ def tiny_recipe(name: str, files: dict, work_dir) -> Config:
         teacher=dict(config=files['teacher'], checkpoint=files['ckpt']))
     cfg.custom_imports = recipe.custom_imports
     cfg.custom_hooks = copy.deepcopy(recipe.custom_hooks)
-    for hook in cfg.custom_hooks:
-        if hook.type == 'mmkd.TeacherCentroidHook':
-            hook.num_iters = 2
+    for hook in cfg.custom_hooks:  # as quickstart --fast: ask the hook
+        cls = HOOKS.get(hook.type)
+        if isinstance(cls, type) and issubclass(cls, ConstantHook):
+            hook.update(HOOKS.build(dict(hook)).quick_settings())
     cfg.work_dir = str(work_dir)
     cfg.train_cfg.max_iters = 2
     cfg.train_cfg.val_interval = 2

@@ -46,3 +46,17 @@ def test_fast_quickstart_from_scratch(tmp_path):
         '--work-dir', str(work), '--data', str(tmp_path / 'digits'))
     assert not (tmp_path / 'digits' / 'pretrained').exists()
     assert '| gain' in (work / 'results.md').read_text()
+
+
+def test_fast_runs_ask_hooks_for_their_smoke_settings():
+    """No hook names in the tool: the hooks that provide constants give
+    their own smoke-run settings (the centroids of 2 batches)."""
+    import sys
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    from quickstart import fast_options
+    demo = osp.join(REPO, 'configs', 'demo')
+    nd = fast_options(osp.join(demo, 'faster_rcnn_r34_to_r18_digits_nd.py'))
+    assert 'custom_hooks.3.num_iters=2' in nd
+    hint = fast_options(
+        osp.join(demo, 'faster_rcnn_r34_to_r18_digits_hint.py'))
+    assert not [o for o in hint if o.startswith('custom_hooks')]

@@ -1,4 +1,5 @@
 from .atomic_checkpoint import AtomicCheckpointHook
+from .constants import ConstantHook
 from .exact_resume import ExactResumeHook
 from .finite_loss import FiniteLossHook
 from .loss_weight_schedule import DistillLossWeightHook
@@ -7,7 +8,7 @@ from .teacher_centroids import TeacherCentroidHook
 from .teacher_check import TeacherCheckHook
 
 __all__ = [
-    'AtomicCheckpointHook', 'DistillLossWeightHook', 'ExactResumeHook',
-    'FiniteLossHook', 'StudentExportHook', 'TeacherCentroidHook',
-    'TeacherCheckHook'
+    'AtomicCheckpointHook', 'ConstantHook', 'DistillLossWeightHook',
+    'ExactResumeHook', 'FiniteLossHook', 'StudentExportHook',
+    'TeacherCentroidHook', 'TeacherCheckHook'
 ]

@@ -5,16 +5,16 @@ from typing import Optional
 
 import torch
 from mmengine.dist import all_reduce, is_main_process
-from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmkd.registry import HOOKS
 from mmkd.utils import rng_kept
 from .centroid_files import fingerprint, reusable_centroids, save_centroids
+from .constants import ConstantHook
 
 
 @HOOKS.register_module()
-class TeacherCentroidHook(Hook):
+class TeacherCentroidHook(ConstantHook):
     """Compute the teacher's class centroids before training, for ND.
 
     The ND loss of `Improving Knowledge Distillation via Regularizing
@@ -89,6 +89,23 @@ class TeacherCentroidHook(Hook):
         self.running = running
         self._sums = self._counts = self._initial_counts = None
         self._seen = []
+
+    def constant_names(self) -> tuple:
+        """The one constant set, ``name``."""
+        return (self.name, )
+
+    def quick_settings(self) -> dict:
+        """Two batches for the centroids of a smoke run."""
+        return dict(num_iters=2)
+
+    def compute(self, distiller, batches) -> dict:
+        """The class means over ``batches`` (not all-reduced further)."""
+        num_classes = self.num_classes or self._infer_classes(distiller)
+        return {
+            self.name:
+            class_means(distiller, batches, self.source, self.labels,
+                        num_classes)
+        }
 
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(
