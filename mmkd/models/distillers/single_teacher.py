@@ -169,6 +169,15 @@ class SingleTeacherDistiller(BaseModel):
         # Values set by hooks (e.g. ND's teacher centroids), 'const.<name>'.
         self.constants: Dict[str, Tensor] = {}
 
+    def remove_hooks(self) -> None:
+        """Tear down: remove every hook the taps and pairings registered on
+        the student and the teacher, which are then plain models again (the
+        distiller computes no distillation loss afterwards)."""
+        self.student_taps.remove()
+        self.teacher_taps.remove()
+        for pairing in self.pairings.values():
+            pairing.remove_hooks()
+
     @property
     def teacher(self) -> nn.Module:
         """The frozen teacher (not a submodule: see the class docstring)."""

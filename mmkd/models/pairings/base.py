@@ -12,13 +12,18 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 from torch import nn
 
+from .mmdet_calls import HookSet
+
 
 class BasePairing(nn.Module):
     """Base class of pairings; subclasses name what they read and give.
 
     Subclasses set :attr:`teacher_taps` (teacher modules whose outputs they
     need), :attr:`paired` and :attr:`plain` (the record keys they return),
-    check the models and register their student hooks in :meth:`setup`, and
+    check the models and register their student hooks in :meth:`setup`
+    (through :attr:`hooks`, so that :meth:`remove_hooks` removes them;
+    what they read from mmdet's calls goes through
+    :mod:`~mmkd.models.pairings.mmdet_calls`), and
     compute the records in :meth:`records`. Student hooks must do nothing
     unless :attr:`active` is set: the distiller sets it only around the
     student's ``loss()``.
@@ -39,6 +44,12 @@ class BasePairing(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.active = False
+        #: the hooks :meth:`setup` registers on the models
+        self.hooks = HookSet()
+
+    def remove_hooks(self) -> None:
+        """Remove the hooks :meth:`setup` registered on the models."""
+        self.hooks.remove()
 
     def keys(self) -> Tuple[str, ...]:
         """Every record key this pairing returns."""

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from mmkd.registry import MODELS
 from ..distillers.taps import levels_of
 from .base import BasePairing
+from .mmdet_calls import loss_inputs
 
 
 def _gfl_head(model: nn.Module, side: str, key: str) -> nn.Module:
@@ -148,9 +149,8 @@ class GFLPairing(BasePairing):
         self._heads = (head_s, head_t)
         self.teacher_taps = ('bbox_head.gfl_cls', ) + tuple(
             f'bbox_head.scales.{i}' for i in range(len(head_t.scales)))
-        head_s.register_forward_hook(self._on_head)
-        head_s.loss_cls.register_forward_pre_hook(
-            self._on_labels, with_kwargs=True)
+        self.hooks.post(head_s, self._on_head)
+        self.hooks.pre(head_s.loss_cls, self._on_labels)
 
     # ---- hooks on the student's loss path ----------------------------------
     def _on_head(self, module, args, output) -> None:
@@ -159,8 +159,8 @@ class GFLPairing(BasePairing):
 
     def _on_labels(self, module, args, kwargs) -> None:
         if self.active:
-            labels = args[1][0]
-            weight = kwargs.get('weight', args[2] if len(args) > 2 else None)
+            call = loss_inputs(module, args, kwargs)
+            labels, weight = call['target'][0], call['weight']  # QFL
             if weight is None:
                 weight = torch.ones_like(labels, dtype=torch.float)
             self._seen.setdefault('labels', []).append(labels)

@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from .base import BasePairing
+from .mmdet_calls import extractor_rois, loss_inputs
 
 
 def _bbox_head(model: nn.Module, side: str, key: str) -> nn.Module:
@@ -78,19 +79,17 @@ class RoIPairing(BasePairing):
                              '(teacher); they must match')
         self._heads = (head_s, head_t)
         self._teacher = (teacher, )
-        extractor = student.roi_head.bbox_roi_extractor
-        extractor.register_forward_pre_hook(self._on_extract)
-        head_s.register_forward_hook(self._on_head)
-        head_s.fc_cls.register_forward_pre_hook(self._on_embed('emb_s'))
-        head_t.fc_cls.register_forward_pre_hook(self._on_embed('emb_t'))
-        head_s.loss_cls.register_forward_pre_hook(self._on_labels)
-        head_s.loss_bbox.register_forward_pre_hook(
-            self._on_targets, with_kwargs=True)
+        self.hooks.pre(student.roi_head.bbox_roi_extractor, self._on_extract)
+        self.hooks.post(head_s, self._on_head)
+        self.hooks.pre(head_s.fc_cls, self._on_embed('emb_s'))
+        self.hooks.pre(head_t.fc_cls, self._on_embed('emb_t'))
+        self.hooks.pre(head_s.loss_cls, self._on_labels)
+        self.hooks.pre(head_s.loss_bbox, self._on_targets)
 
     # ---- hooks on the student's loss path ----------------------------------
-    def _on_extract(self, module, args) -> None:
+    def _on_extract(self, module, args, kwargs) -> None:
         if self.active:
-            self._seen['rois'] = args[1]
+            self._seen['rois'] = extractor_rois(module, args, kwargs)
 
     def _on_head(self, module, args, output) -> None:
         if self.active:
@@ -98,21 +97,22 @@ class RoIPairing(BasePairing):
 
     def _on_embed(self, name: str):
 
-        def hook(module, args) -> None:
+        def hook(module, args, kwargs) -> None:
             if self.active or name == 'emb_t':
-                self._seen[name] = args[0]
+                self._seen[name] = args[0]  # nn.Linear's input
 
         return hook
 
-    def _on_labels(self, module, args) -> None:
+    def _on_labels(self, module, args, kwargs) -> None:
         if self.active:
-            self._seen['labels'] = args[1]
+            self._seen['labels'] = loss_inputs(module, args, kwargs)['target']
 
     def _on_targets(self, module, args, kwargs) -> None:
         if self.active:
-            self._seen['pos_targets'] = args[1]
-            if kwargs.get('avg_factor') is not None:
-                self._seen['avg_factor'] = kwargs['avg_factor']
+            call = loss_inputs(module, args, kwargs)
+            self._seen['pos_targets'] = call['target']
+            if call['avg_factor'] is not None:
+                self._seen['avg_factor'] = call['avg_factor']
 
     def reset(self) -> None:
         self._seen = {}

@@ -6,6 +6,7 @@ from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from .base import BasePairing
+from .mmdet_calls import loss_inputs
 
 
 def _rpn_head(model: nn.Module, side: str, key: str) -> nn.Module:
@@ -69,19 +70,20 @@ class RPNPairing(BasePairing):
                 f'(strides, scales, ratios: {anchors[0]} vs {anchors[1]}); '
                 'RPN-level pairing needs the same anchors on both sides')
         self._teacher_head = (head_t, )
-        head_s.loss_cls.register_forward_pre_hook(self._on_cls)
-        head_s.loss_bbox.register_forward_pre_hook(
-            self._on_reg, with_kwargs=True)
+        self.hooks.pre(head_s.loss_cls, self._on_cls)
+        self.hooks.pre(head_s.loss_bbox, self._on_reg)
 
-    def _on_cls(self, module, args) -> None:
-        if self.active:
-            self._cls.append(args[:3])  # scores, labels, label weights
+    def _on_cls(self, module, args, kwargs) -> None:
+        if self.active:  # scores, labels, label weights
+            call = loss_inputs(module, args, kwargs)
+            self._cls.append((call['pred'], call['target'], call['weight']))
 
     def _on_reg(self, module, args, kwargs) -> None:
         if self.active:
             # deltas, targets, weights; the same avg_factor at every level
-            self._reg.append(args[:3])
-            self._avg_factor = kwargs.get('avg_factor')
+            call = loss_inputs(module, args, kwargs)
+            self._reg.append((call['pred'], call['target'], call['weight']))
+            self._avg_factor = call['avg_factor']
 
     def reset(self) -> None:
         self._cls, self._reg, self._avg_factor = [], [], None

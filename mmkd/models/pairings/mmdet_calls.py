@@ -1,0 +1,80 @@
+"""What the pairings read from mmdet's own calls, in one place.
+
+Pairings record what the student's ``loss()`` computes by hooking modules of
+mmdet 3.x heads. Each assumption about how mmdet calls those modules is one
+function here, and ``tests/test_models/test_pairings/test_mmdet_calls.py``
+checks each against the installed mmdet on real models, so an mmdet upgrade
+that changes one fails there, by name, instead of skewing a loss.
+
+- A head's loss module (``loss_cls``, ``loss_bbox``) is called as mmdet's
+  loss interface ``loss(pred, target, weight=None, avg_factor=None, ...)``
+  (:func:`loss_inputs`); GFL's quality focal loss gets
+  ``target = (labels, quality scores)``.
+- ``SingleRoIExtractor`` is called as ``extractor(feats, rois)`` with
+  ``rois`` ``(N, 5)``, batch index first (:func:`extractor_rois`).
+- A ``BBoxHead`` returns ``(cls_score, bbox_pred)`` and its ``fc_cls`` reads
+  the shared-FC embedding; a ``GFLHead`` returns ``(cls_scores,
+  bbox_preds)`` per level.
+"""
+import inspect
+from typing import Any, Callable, Dict, List
+
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+
+def loss_inputs(module: nn.Module, args: tuple, kwargs: dict) -> Dict:
+    """A loss call's arguments by the names of mmdet's loss interface:
+    ``pred``, ``target``, ``weight``, ``avg_factor`` (None when not given).
+
+    Bound to the module's own ``forward`` signature, so a positional or a
+    keyword call reads the same; its first two parameters are the
+    prediction and the target, whatever their names (``cls_score``,
+    ``label``...).
+    """
+    params = list(inspect.signature(module.forward).parameters)
+    bound = inspect.signature(module.forward).bind(*args, **kwargs).arguments
+    return dict(
+        pred=bound.get(params[0]),
+        target=bound.get(params[1]),
+        weight=bound.get('weight'),
+        avg_factor=bound.get('avg_factor'))
+
+
+def extractor_rois(module: nn.Module, args: tuple, kwargs: dict):
+    """The ``(N, 5)`` RoIs an RoI extractor is called with."""
+    bound = inspect.signature(module.forward).bind(*args, **kwargs).arguments
+    return bound['rois']
+
+
+class HookSet:
+    """Forward hooks registered on other modules, removable at once.
+
+    Example:
+        >>> hooks = HookSet()
+        >>> layer = nn.Identity()
+        >>> hooks.pre(layer, lambda module, args, kwargs: None)
+        >>> len(layer._forward_pre_hooks)
+        1
+        >>> hooks.remove()
+        >>> len(layer._forward_pre_hooks)
+        0
+    """
+
+    def __init__(self) -> None:
+        self.handles: List[RemovableHandle] = []
+
+    def pre(self, module: nn.Module, hook: Callable[..., Any]) -> None:
+        """``hook(module, args, kwargs)`` before ``module`` runs."""
+        self.handles.append(
+            module.register_forward_pre_hook(hook, with_kwargs=True))
+
+    def post(self, module: nn.Module, hook: Callable[..., Any]) -> None:
+        """``hook(module, args, output)`` after ``module`` runs."""
+        self.handles.append(module.register_forward_hook(hook))
+
+    def remove(self) -> None:
+        """Remove every hook registered here."""
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
