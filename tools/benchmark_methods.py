@@ -66,19 +66,6 @@ METHODS = {
     'skd_pair': ('pspnet', 'pspnet_r34_to_r18_digits_skd_pair.py'),
     'skd_holistic': ('pspnet', 'pspnet_r34_to_r18_digits_skd_holistic.py'),
 }
-# TeKAP's two presets (mmkd.TeKAP's docstring), by the wrapped loss type
-TEKAP_LOGITS = dict(num_views=3, alpha=0.1, noise_std=1.0, view_weight=0.8)
-TEKAP_FEATURES = dict(num_views=1, alpha=0.1, noise_std=0.1, view_weight=1.0,
-                      keep_norm=True)
-TEKAP_PRESETS = {
-    'WeightedSoftCELoss': TEKAP_LOGITS,
-    'KnowledgeDistillationKLDivLoss': TEKAP_LOGITS,
-    'KLDivLoss': TEKAP_LOGITS,
-    'SigmoidSoftCELoss': TEKAP_LOGITS,
-    'PixelWiseKDLoss': TEKAP_LOGITS,
-    'FeatureHintLoss': TEKAP_FEATURES,
-}
-SPEC_KEYS = ('student', 'teacher', 'adapter', 'inputs')
 
 
 def parse_args():
@@ -170,16 +157,22 @@ def _mkdir(path: str) -> str:
 def with_tekap(config: str, out: str) -> str:
     """Write ``config`` with TeKAP around its logit and feature losses."""
     from mmengine.config import Config
+
+    from mmkd.models.distillers.specs import SPEC_KEYS
+    from mmkd.models.losses.tekap import tekap_preset
+    from mmkd.registry import MODELS
     cfg = Config.fromfile(config)
     wrapped = []
     for name, loss in cfg.model.losses.items():
-        kind = str(loss.get('type', '')).split('.')[-1]
-        if kind not in TEKAP_PRESETS:
+        # each loss class says whether and how TeKAP applies to it
+        cls = MODELS.get(loss.get('type'))
+        preset = tekap_preset(cls) if isinstance(cls, type) else None
+        if preset is None:
             continue
         inner = {k: v for k, v in loss.items() if k not in SPEC_KEYS}
         spec = {k: loss[k] for k in SPEC_KEYS if k in loss}
         cfg.model.losses[name] = dict(
-            type='mmkd.TeKAP', **spec, **TEKAP_PRESETS[kind], loss=inner)
+            type='mmkd.TeKAP', **spec, **preset, loss=inner)
         wrapped.append(name)
     if not wrapped:
         return None

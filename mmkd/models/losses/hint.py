@@ -40,6 +40,9 @@ class FeatureHintLoss(DistillLoss):
         1.0
     """
 
+    #: TeKAP's preset for this loss (tools/benchmark_methods.py --tekap)
+    tekap_preset = 'features'
+
     def __init__(self, reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
         super().__init__(reduction, loss_weight)

@@ -67,6 +67,9 @@ class PixelWiseKDLoss(DistillLoss):
         0.0
     """
 
+    #: TeKAP's preset for this loss (tools/benchmark_methods.py --tekap)
+    tekap_preset = 'logits'
+
     def __init__(self,
                  temperature: float = 1.0,
                  ignore_index: int = 255,

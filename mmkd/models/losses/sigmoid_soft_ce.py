@@ -46,6 +46,9 @@ class SigmoidSoftCELoss(DistillLoss):
 
     compares_distributions = True  # no adapter; counts must match
 
+    #: TeKAP's preset for this loss (tools/benchmark_methods.py --tekap)
+    tekap_preset = 'logits'
+
     def __init__(self,
                  temperature: float = 1.0,
                  reduction: str = 'mean',

@@ -71,6 +71,9 @@ class WeightedSoftCELoss(DistillLoss):
 
     compares_distributions = True  # no adapter; counts must match
 
+    #: TeKAP's preset for this loss (tools/benchmark_methods.py --tekap)
+    tekap_preset = 'logits'
+
     def __init__(self,
                  temperature: float = 1.0,
                  bg_weight: float = 1.5,

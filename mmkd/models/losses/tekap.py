@@ -1,5 +1,5 @@
 """Teacher knowledge augmentation with perturbed views, TeKAP (ICLR 2025)."""
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from mmengine.registry import DefaultScope
@@ -7,6 +7,31 @@ from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from .utils import Features
+
+#: The paper's two presets, by the kind of tensor a loss compares.
+PRESETS = dict(
+    logits=dict(num_views=3, alpha=0.1, noise_std=1.0, view_weight=0.8),
+    features=dict(
+        num_views=1, alpha=0.1, noise_std=0.1, view_weight=1.0,
+        keep_norm=True))
+#: Losses of other libraries that compare logits.
+OTHER_LOGIT_LOSSES = ('KnowledgeDistillationKLDivLoss', )
+
+
+def tekap_preset(loss_type: type) -> Optional[dict]:
+    """The TeKAP settings for a loss class, or None where TeKAP does not
+    apply: the class says which tensors it compares with its
+    ``tekap_preset`` attribute (``'logits'`` or ``'features'``).
+
+    Example:
+        >>> from mmkd.models import FeatureHintLoss, LDLoss
+        >>> tekap_preset(FeatureHintLoss)['keep_norm'], tekap_preset(LDLoss)
+        (True, None)
+    """
+    kind = getattr(loss_type, 'tekap_preset', None)
+    if kind is None and loss_type.__name__ in OTHER_LOGIT_LOSSES:
+        kind = 'logits'
+    return None if kind is None else dict(PRESETS[kind])
 
 
 @MODELS.register_module()
