@@ -15,6 +15,11 @@ Backbones start from digit classification (tools/pretrain_digits.py, into
 ``<data>/pretrained/``, made once), or from nothing with ``--scratch``.
 ``--tekap`` adds each method with TeKAP on its logit and feature losses.
 
+Pairs and methods are found, not listed: a pair is a
+``configs/demo/_base_/{pair}_{teacher}_to_{student}_digits.py``, its methods
+the ``{pair}_{teacher}_to_{student}_digits_{method}.py`` beside it. A new
+method config there is in the benchmark, as ``<pair>.<method>``.
+
 A finished run leaves ``result.json`` in its folder and is not trained
 again, so the command can be stopped and started again.
 """
@@ -23,6 +28,7 @@ import glob
 import json
 import os
 import os.path as osp
+import re
 import statistics
 import subprocess
 import sys
@@ -32,47 +38,79 @@ from quickstart import backbone_options, curve, data_options  # in tools/
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEMO = osp.join(REPO, 'configs', 'demo')
-PAIRS = {
-    'faster_rcnn':
-    dict(
-        teacher='faster_rcnn_r34_digits.py',
-        student='faster_rcnn_r18_digits.py',
-        metric='coco/bbox_mAP',
-        title='Faster R-CNN R34 -> R18, bbox mAP'),
-    'gfl':
-    dict(
-        teacher='gfl_r34_digits.py',
-        student='gfl_r18_digits.py',
-        metric='coco/bbox_mAP',
-        title='GFL R34 -> R18, bbox mAP'),
-    'pspnet':
-    dict(
-        teacher='pspnet_r34_digits.py',
-        student='pspnet_r18_digits.py',
-        metric='mIoU',
-        title='PSPNet R34 -> R18, mIoU (%)'),
-}
-# name: (pair, config in configs/demo/)
-METHODS = {
-    'hint': ('faster_rcnn', 'faster_rcnn_r34_to_r18_digits_hint.py'),
-    'chen': ('faster_rcnn', 'faster_rcnn_r34_to_r18_digits_chen.py'),
-    'kdpp': ('faster_rcnn', 'faster_rcnn_r34_to_r18_digits_nd.py'),
-    'kdpp_tekap': ('faster_rcnn', 'faster_rcnn_r34_to_r18_digits_nd_tekap.py'),
-    'ld': ('gfl', 'gfl_r34_to_r18_digits_ld.py'),
-    'seg_hint': ('pspnet', 'pspnet_r34_to_r18_digits_hint.py'),
-    'skd': ('pspnet', 'pspnet_r34_to_r18_digits_skd.py'),
-    # structured KD's terms alone (ablations)
-    'skd_pixel': ('pspnet', 'pspnet_r34_to_r18_digits_skd_pixel.py'),
-    'skd_pair': ('pspnet', 'pspnet_r34_to_r18_digits_skd_pair.py'),
-    'skd_holistic': ('pspnet', 'pspnet_r34_to_r18_digits_skd_holistic.py'),
-}
+# What a validation metric is called in the tables.
+METRIC_TITLES = {'coco/bbox_mAP': 'bbox mAP', 'mIoU': 'mIoU (%)'}
+PAIR_BASE = re.compile(r'^(?P<pair>.+)_(?P<teacher>[^_]+)_to_'
+                       r'(?P<student>[^_]+)_digits\.py$')
+
+
+def find_pairs(demo: str = DEMO) -> dict:
+    """The student/teacher pairs of ``configs/demo/``, read off the files:
+    each ``_base_/{pair}_{teacher}_to_{student}_digits.py`` with its
+    ``{pair}_{teacher}_digits.py`` and ``{pair}_{student}_digits.py``; the
+    metric is the student's validation metric."""
+    from mmengine.config import Config
+    pairs = {}
+    for path in sorted(glob.glob(osp.join(demo, '_base_', '*_digits.py'))):
+        match = PAIR_BASE.match(osp.basename(path))
+        if match is None:
+            continue
+        pair, teacher, student = match.group('pair', 'teacher', 'student')
+        student_cfg = f'{pair}_{student}_digits.py'
+        evaluator = Config.fromfile(osp.join(demo, student_cfg)).val_evaluator
+        metric = ('coco/bbox_mAP' if 'Coco' in evaluator['type'] else
+                  evaluator.get('iou_metrics', ['mIoU'])[0])
+        pairs[pair] = dict(
+            teacher=f'{pair}_{teacher}_digits.py',
+            student=student_cfg,
+            prefix=f'{pair}_{teacher}_to_{student}_digits_',
+            metric=metric,
+            title=f'{pair} {teacher.upper()} -> {student.upper()}, '
+            f'{METRIC_TITLES.get(metric, metric)}')
+    return pairs
+
+
+def find_methods(pairs: dict, demo: str = DEMO) -> dict:
+    """``{'<pair>.<method>': (pair, config)}``: every method config of a
+    pair, ``{pair}_{teacher}_to_{student}_digits_{method}.py``."""
+    methods = {}
+    for pair, spec in pairs.items():
+        for path in sorted(glob.glob(osp.join(demo, spec['prefix'] + '*'))):
+            method = osp.basename(path)[len(spec['prefix']):-len('.py')]
+            methods[f'{pair}.{method}'] = (pair, osp.basename(path))
+    return methods
+
+
+PAIRS = find_pairs()
+METHODS = find_methods(PAIRS)
+
+
+def select_methods(names: list) -> list:
+    """``[(name, pair, config)]`` for ``--methods``: a full name
+    (``faster_rcnn.hint``) or a method of every pair that has it
+    (``hint``)."""
+    chosen = {}
+    for name in names:
+        found = [key for key in METHODS
+                 if name in (key, key.split('.', 1)[1])]
+        if not found:
+            raise SystemExit(
+                f'--methods: no method {name!r}; the digits configs give '
+                f'{sorted(METHODS)}')
+        chosen.update(dict.fromkeys(found))
+    return [(key.split('.', 1)[1], *METHODS[key]) for key in chosen]
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='mmkd method benchmark')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument(
-        '--methods', nargs='+', default=list(METHODS), choices=list(METHODS))
+        '--methods',
+        nargs='+',
+        default=list(METHODS),
+        help='methods by <pair>.<method> (e.g. faster_rcnn.nd) or by '
+        f'method for every pair that has it (e.g. hint); all: '
+        f'{sorted(METHODS)}')
     parser.add_argument(
         '--tekap',
         action='store_true',
@@ -352,12 +390,13 @@ def main():
     if not osp.isfile(osp.join(args.data, 'meta.json')):
         make_digits(args.data)  # an existing set is used as it is
     work = _mkdir(args.work_dir)
-    methods = [(m, *METHODS[m]) for m in args.methods]
+    methods = select_methods(args.methods)
     if args.tekap:
         tekap = []
         for name, pair, config in methods:
             out = with_tekap(
-                osp.join(DEMO, config), osp.join(work, f'{name}_tekap.py'))
+                osp.join(DEMO, config),
+                osp.join(work, f'{pair}_{name}_tekap.py'))
             if out and not name.endswith('tekap'):
                 tekap.append((f'{name}+tekap', pair, out))
         methods += tekap

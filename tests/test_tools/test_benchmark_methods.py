@@ -34,12 +34,13 @@ def test_method_benchmark_smoke(tmp_path):
     make_digits(data, num_train=8, num_val=4, progress=False)
     work = tmp_path / 'bench'
     docs = str(tmp_path / 'docs' / 'benchmark.md')
-    args = ('--methods', 'hint', '--seeds', '0', '1', '--data', data,
-            '--work-dir', str(work), '--overhead-iters', '1', '--no-memory',
-            '--pretrain-iters', '2', '--docs', docs, '--cfg-options', *SHORT)
+    args = ('--methods', 'faster_rcnn.hint', '--seeds', '0', '1', '--data',
+            data, '--work-dir', str(work), '--overhead-iters', '1',
+            '--no-memory', '--pretrain-iters', '2', '--docs', docs,
+            '--cfg-options', *SHORT)
     proc = run_script(osp.join(REPO, 'tools', 'benchmark_methods.py'), *args)
     table = (work / 'results.md').read_text()
-    rows = [line for line in table.splitlines() if 'Faster R-CNN' in line]
+    rows = [line for line in table.splitlines() if 'faster_rcnn' in line]
     assert [r.split('|')[2].strip() for r in rows] == [
         'teacher', 'baseline', 'hint'
     ]
@@ -57,7 +58,8 @@ def test_method_benchmark_smoke(tmp_path):
         assert img.format == 'PNG'
     # the report: the command that wrote it, the tables, plot and JSON
     report = (tmp_path / 'docs' / 'benchmark.md').read_text()
-    assert 'python tools/benchmark_methods.py --methods hint' in report
+    assert ('python tools/benchmark_methods.py --methods faster_rcnn.hint'
+            in report)
     assert rows[2] in report  # the hint row of results.md
     gains = [float(v) - float(b) for v, b in zip(
         hint['values'], results['faster_rcnn']['baseline']['values'])]
@@ -95,3 +97,18 @@ def test_tekap_variants_wrap_logit_and_feature_losses(tmp_path):
     assert tool.with_tekap(
         osp.join(demo, 'gfl_r34_to_r18_digits_ld.py'),
         str(tmp_path / 'none.py')) is None
+
+
+def test_pairs_and_methods_are_found_from_the_configs():
+    tool = load_tool()
+    assert sorted(tool.PAIRS) == ['faster_rcnn', 'gfl', 'pspnet']
+    assert tool.PAIRS['pspnet']['metric'] == 'mIoU'
+    assert tool.PAIRS['gfl']['metric'] == 'coco/bbox_mAP'
+    assert {'faster_rcnn.nd', 'gfl.ld', 'pspnet.skd_pair'} <= set(
+        tool.METHODS)
+    picked = tool.select_methods(['hint', 'faster_rcnn.chen'])
+    assert [(name, pair) for name, pair, _ in picked] == [
+        ('hint', 'faster_rcnn'), ('hint', 'pspnet'), ('chen', 'faster_rcnn')]
+    import pytest
+    with pytest.raises(SystemExit, match="no method 'kd'"):
+        tool.select_methods(['kd'])
