@@ -17,10 +17,25 @@ that changes one fails there, by name, instead of skewing a loss.
   bbox_preds)`` per level.
 """
 import inspect
+from functools import lru_cache
 from typing import Any, Callable, Dict, List
 
 from torch import nn
 from torch.utils.hooks import RemovableHandle
+
+
+@lru_cache(maxsize=None)
+def _forward_signature(cls: type) -> inspect.Signature:
+    """``cls.forward``'s signature, ``self`` included; read once per class
+    (the hooks bind every call of the training step to it)."""
+    return inspect.signature(cls.forward)
+
+
+def _bind(module: nn.Module, args: tuple, kwargs: dict) -> tuple:
+    """The call's arguments by name, and the parameter names after self."""
+    signature = _forward_signature(type(module))
+    bound = signature.bind(module, *args, **kwargs).arguments
+    return bound, list(signature.parameters)[1:]
 
 
 def loss_inputs(module: nn.Module, args: tuple, kwargs: dict) -> Dict:
@@ -32,8 +47,7 @@ def loss_inputs(module: nn.Module, args: tuple, kwargs: dict) -> Dict:
     prediction and the target, whatever their names (``cls_score``,
     ``label``...).
     """
-    params = list(inspect.signature(module.forward).parameters)
-    bound = inspect.signature(module.forward).bind(*args, **kwargs).arguments
+    bound, params = _bind(module, args, kwargs)
     return dict(
         pred=bound.get(params[0]),
         target=bound.get(params[1]),
@@ -43,8 +57,7 @@ def loss_inputs(module: nn.Module, args: tuple, kwargs: dict) -> Dict:
 
 def extractor_rois(module: nn.Module, args: tuple, kwargs: dict):
     """The ``(N, 5)`` RoIs an RoI extractor is called with."""
-    bound = inspect.signature(module.forward).bind(*args, **kwargs).arguments
-    return bound['rois']
+    return _bind(module, args, kwargs)[0]['rois']
 
 
 class HookSet:
