@@ -1,4 +1,6 @@
 from .bounded_regression import BoundedRegressionLoss
+from .cwd import ChannelWiseDivergence
+from .dist import DISTLoss
 from .hint import FeatureHintLoss
 from .holistic import HolisticCritic, HolisticKDLoss, critic_loss
 from .kl_div import KLDivLoss
@@ -6,6 +8,7 @@ from .ld import LDLoss
 from .nd import NDLoss
 from .pair_wise import PairWiseKDLoss
 from .pixel_wise import PixelWiseKDLoss
+from .pkd import PKDLoss
 from .sigmoid_soft_ce import SigmoidSoftCELoss
 from .soft_ce import WeightedSoftCELoss
 from .tekap import TeKAP
@@ -18,3 +21,4 @@ __all__ += [
 ]
 __all__ += ['LDLoss']
 __all__ += ['SigmoidSoftCELoss', 'KLDivLoss']
+__all__ += ['ChannelWiseDivergence', 'PKDLoss', 'DISTLoss']
