@@ -14,7 +14,7 @@ class ChannelWiseDivergence(DistillLoss):
     Each channel of an ``(N, C, H, W)`` map is turned into a distribution
     over its ``H * W`` positions by a softmax at temperature ``tau``, and
 
-    ``loss = loss_weight * tau^2 / (N C) * sum_{n,c} KL(p_t^{n,c} || p_s^{n,c})``,
+    ``loss = loss_weight * tau^2 / (N C) * sum_{n,c} KL(p_t^nc || p_s^nc)``,
 
     the loss of `Channel-wise Knowledge Distillation for Dense Prediction
     <https://arxiv.org/abs/2011.13256>`_ (Shu et al., ICCV 2021), as
