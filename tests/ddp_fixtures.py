@@ -14,6 +14,8 @@ class DumpRankWeights(Hook):
     def after_train(self, runner):
         model = runner.model
         assert is_model_wrapper(model), 'not wrapped in DDP'
+        with open(f'{runner.work_dir}/wrapper{runner.rank}.txt', 'w') as f:
+            f.write(type(model).__name__)
         params = {k: p.detach().clone()
                   for k, p in model.module.named_parameters()}
         for name, value in model.module.constants.items():

@@ -9,3 +9,6 @@ custom_hooks = [
     # before training; a warning at 0 (floor=..., action='error' to stop)
     dict(type='mmkd.TeacherCheckHook'),
 ]
+# DDP of the kind the distiller asks for (plain, or per child where a
+# critic has its own optimizer)
+model_wrapper_cfg = dict(type='mmkd.DistillerDataParallel')

@@ -12,6 +12,8 @@ def test_dist_train_two_cpu_processes(det_files, tmp_path):
     cfg = distill_config(det_files)
     cfg.custom_imports = dict(imports=['mmkd', 'rank_dump'])
     cfg.custom_hooks = [dict(type='DumpRankWeights')]
+    # the wrapper every mmkd config names
+    cfg.model_wrapper_cfg = dict(type='mmkd.DistillerDataParallel')
     cfg.train_cfg.max_iters = 2
     cfg.train_cfg.val_interval = 2
     config = str(tmp_path / 'dist.py')
@@ -26,6 +28,8 @@ def test_dist_train_two_cpu_processes(det_files, tmp_path):
         str(work_dir),
         env=dict(PYTHONPATH=f'{REPO}:{tmp_path}', PORT=str(free_port())))
     assert 'distill.hint' in proc.stdout + proc.stderr
+    # an MMDistributedDataParallel: one wrapper around the whole distiller
+    assert (work_dir / 'wrapper0.txt').read_text() == 'DistillerDataParallel'
     ranks = [torch.load(work_dir / f'rank{r}.pth') for r in (0, 1)]
     inits = [torch.load(work_dir / f'init{r}.pth') for r in (0, 1)]
     assert ranks[0].keys() == ranks[1].keys()

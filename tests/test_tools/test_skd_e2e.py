@@ -67,10 +67,12 @@ def test_resume_equals_uninterrupted_run(skd_files, tmp_path):  # noqa: F811
 
 
 def test_ddp_on_two_cpu_processes(skd_files, tmp_path):  # noqa: F811
-    """tools/dist_train.sh, 2 processes: the critic is synced too."""
+    """tools/dist_train.sh, 2 processes: the critic is synced too (each
+    child wrapped on its own: ``student.module``, ``critic.module``)."""
     (tmp_path / 'rank_dump.py').write_text(DUMP_HOOK)
     cfg = skd_config(skd_files)
-    cfg.model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel')
+    # the wrapper every mmkd config names; it wraps student and critic apart
+    cfg.model_wrapper_cfg = dict(type='mmkd.DistillerDataParallel')
     cfg.custom_imports = dict(imports=['mmkd', 'rank_dump'])
     cfg.custom_hooks = [dict(type='DumpRankWeights')]
     cfg.train_cfg.max_iters = 2
@@ -87,6 +89,8 @@ def test_ddp_on_two_cpu_processes(skd_files, tmp_path):  # noqa: F811
         str(work_dir),
         env=dict(PYTHONPATH=f'{REPO}:{tmp_path}', PORT=str(free_port())))
     assert 'critic.loss' in proc.stdout + proc.stderr
+    assert (work_dir / 'wrapper0.txt').read_text() == \
+        'MMSeparateDistributedDataParallel'
     ranks = [torch.load(work_dir / f'rank{r}.pth') for r in (0, 1)]
     inits = [torch.load(work_dir / f'init{r}.pth') for r in (0, 1)]
     assert ranks[0].keys() == ranks[1].keys()

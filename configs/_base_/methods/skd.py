@@ -34,5 +34,3 @@ skd = dict(
                        weight_decay=5e-4)))
 # A leaf config also gives the critic its own poly decay to 0 (power 0.9)
 # over the run: param_scheduler = dict(student=[...], critic=[PolyLR]).
-# student and critic are DDP-wrapped (and synced) separately
-model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel')

@@ -56,8 +56,9 @@ class StructuredDistiller(SingleTeacherDistiller):
     its own poly decay to 0, ``configs/_base_/methods/skd.py``, whose loss
     entries also show the segmentation inputs: the pixel-wise term's
     ``gt='batch.gt_sem_seg'`` and the valid-pixel mask
-    ``'batch.valid_mask'``. Under DDP use
-    ``model_wrapper_cfg=dict(type='MMSeparateDistributedDataParallel')``.
+    ``'batch.valid_mask'``. Under DDP, student and critic are wrapped and
+    synced separately (``separate_ddp``; see
+    :class:`~mmkd.engine.DistillerDataParallel`).
 
     Remaining departures from the official code (effects not measured):
     the pixel-wise ``'mean'`` reduction with ``loss_weight=80`` (see
@@ -114,6 +115,9 @@ class StructuredDistiller(SingleTeacherDistiller):
         >>> distiller.separately_optimized
         ('critic',)
     """
+
+    #: two optimizers step in train_step: DDP wraps each child on its own
+    separate_ddp = True
 
     def __init__(self,
                  student: Union[dict, str],

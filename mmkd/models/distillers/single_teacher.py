@@ -130,6 +130,9 @@ class SingleTeacherDistiller(BaseModel):
         )
     """
 
+    #: one optimizer: plain DDP (mmkd.DistillerDataParallel reads this)
+    separate_ddp = False
+
     def __init__(self,
                  student: Union[dict, str],
                  teacher: dict,
