@@ -257,6 +257,17 @@ class SingleTeacherDistiller(BaseModel):
         adapters = AdapterDict()
         for name, (ch_s, ch_t) in channels.items():
             spec = self.loss_specs[name]
+            loss = _inner(self.distill_losses[name])
+            if hasattr(loss, 'set_channels') and len(set(ch_t)) == 1 and \
+                    loss.expected_channels is None:
+                # a loss with layers at the teacher's width (MGD's generator)
+                loss.set_channels(ch_t[0])
+            expected = getattr(loss, 'expected_channels', None)
+            if expected is not None and any(c != expected for c in ch_t):
+                raise ValueError(
+                    f'model.losses.{name}.channels is {expected}, but the '
+                    f'teacher source {spec.teacher!r} has {ch_t} channels '
+                    f'(per level); set channels={ch_t[0]}')
             if compares_distributions(self.distill_losses[name]):
                 self._check_distributions(name, ch_s, ch_t)
                 continue

@@ -5,6 +5,7 @@ from .hint import FeatureHintLoss
 from .holistic import HolisticCritic, HolisticKDLoss, critic_loss
 from .kl_div import KLDivLoss
 from .ld import LDLoss
+from .mgd import MGDLoss
 from .nd import NDLoss
 from .pair_wise import PairWiseKDLoss
 from .pixel_wise import PixelWiseKDLoss
@@ -21,4 +22,4 @@ __all__ += [
 ]
 __all__ += ['LDLoss']
 __all__ += ['SigmoidSoftCELoss', 'KLDivLoss']
-__all__ += ['ChannelWiseDivergence', 'PKDLoss', 'DISTLoss']
+__all__ += ['ChannelWiseDivergence', 'PKDLoss', 'DISTLoss', 'MGDLoss']

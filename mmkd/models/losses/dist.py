@@ -67,6 +67,8 @@ class DISTLoss(DistillLoss):
 
     #: TeKAP's preset for this loss (tools/benchmark_methods.py --tekap)
     tekap_preset = 'logits'
+    #: dim 1 holds classes: the distiller never puts an adapter before it
+    compares_distributions = True
 
     def __init__(self,
                  beta: float = 1.0,
