@@ -1,6 +1,7 @@
 from .bounded_regression import BoundedRegressionLoss
 from .cwd import ChannelWiseDivergence
 from .dist import DISTLoss
+from .fgd import FGDLoss
 from .hint import FeatureHintLoss
 from .holistic import HolisticCritic, HolisticKDLoss, critic_loss
 from .kl_div import KLDivLoss
@@ -22,4 +23,5 @@ __all__ += [
 ]
 __all__ += ['LDLoss']
 __all__ += ['SigmoidSoftCELoss', 'KLDivLoss']
-__all__ += ['ChannelWiseDivergence', 'PKDLoss', 'DISTLoss', 'MGDLoss']
+__all__ += ['ChannelWiseDivergence', 'PKDLoss', 'DISTLoss', 'MGDLoss',
+            'FGDLoss']
