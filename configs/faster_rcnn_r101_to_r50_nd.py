@@ -8,4 +8,4 @@ model = dict(
     teacher={{_base_.teacher}},
     pairings={{_base_.kdpp.pairings}},
     losses={{_base_.kdpp.losses}})
-custom_hooks = {{_base_.kdpp.hooks}}
+custom_hooks = _base_.custom_hooks + _base_.kdpp.hooks

@@ -1,5 +1,4 @@
-# KD++ (configs/_base_/methods/kdpp.py) on the digits pair; the centroids
-# average 50 batches instead of 1000 (the digits set has 100 batches).
+# KD++ (configs/_base_/methods/kdpp.py) on the digits pair.
 _base_ = [
     './_base_/faster_rcnn_r34_to_r18_digits.py', '../_base_/methods/kdpp.py'
 ]
@@ -10,10 +9,7 @@ model = dict(
     teacher={{_base_.teacher}},
     pairings={{_base_.kdpp.pairings}},
     losses={{_base_.kdpp.losses}})
-custom_hooks = [
-    dict(type='mmkd.ExactResumeHook'),
-    dict(type='mmkd.StudentExportHook'),
-    dict(type='mmkd.TeacherCheckHook'),
-    dict(type='mmkd.TeacherCentroidHook', name='roi_centers', num_iters=50,
-         running=True),
+# the centroids over 50 batches (the digits set has 100)
+custom_hooks = _base_.custom_hooks + [
+    dict(_base_.kdpp.hooks[0], num_iters=50)
 ]

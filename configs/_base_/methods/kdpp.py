@@ -15,12 +15,11 @@ kdpp = dict(
                 loss_weight=1.0,
                 inputs=dict(labels='roi.labels',
                             centers='const.roi_centers'))),
+    # only the method's own hook: leaves add it to distill_runtime.py's
+    # (custom_hooks = _base_.custom_hooks + _base_.kdpp.hooks).
+    # running: cumulative class means over every training step's proposals,
+    # as the official code estimates them
     hooks=[
-        dict(type='mmkd.ExactResumeHook'),
-        dict(type='mmkd.StudentExportHook'),
-        dict(type='mmkd.TeacherCheckHook'),
-        # running: cumulative class means over every training step's
-        # proposals, as the official code estimates them
         dict(type='mmkd.TeacherCentroidHook', name='roi_centers',
              num_iters=1000, running=True),
     ])
