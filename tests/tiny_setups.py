@@ -180,9 +180,9 @@ randomness = dict(seed=0, deterministic=True)
 
 
 def write_config(path: str, template: str, root: str, base: int,
-                 neck: int) -> str:
+                 neck: int, **fields) -> str:
     """Write a tiny config; ``base`` is the ResNet width, ``neck`` the FPN's
-    (or decode head's) channels."""
+    (or decode head's) channels, ``fields`` any other of the template's."""
     with open(path, 'w') as f:
         f.write(
             template.format(
@@ -192,7 +192,8 @@ def write_config(path: str, template: str, root: str, base: int,
                 base2=2 * base,
                 base4=4 * base,
                 base8=8 * base,
-                neck=neck))
+                neck=neck,
+                **fields))
     return path
 
 
@@ -267,3 +268,37 @@ def roi_config(det_files, losses=ROI_LOSSES):
     cfg.model.pairings = dict(roi=dict(type='mmkd.RoIPairing'))
     cfg.model.losses = losses
     return cfg
+
+
+# A tiny GFL; data, schedule and runtime as conftest's Faster R-CNN.
+GFL_CONFIG = """
+_base_ = 'mmdet::gfl/gfl_r50_fpn_1x_coco.py'
+data_root = '{root}/'
+metainfo = dict(classes={classes})
+model = dict(
+    backbone=dict(depth=18, base_channels={base}, init_cfg=None,
+                  frozen_stages=-1, norm_eval=False),
+    neck=dict(in_channels=[{base}, {base2}, {base4}, {base8}],
+              out_channels={neck}),
+    bbox_head=dict(num_classes=3, in_channels={neck}, feat_channels={neck},
+                   stacked_convs={stacked_convs},
+                   norm_cfg=dict(type='GN', num_groups=4, requires_grad=True),
+                   anchor_generator=dict(octave_base_scale=3)),
+    test_cfg=dict(nms_pre=200, score_thr=0.0, max_per_img=20))
+""" + DET_CONFIG[DET_CONFIG.index('train_pipeline'):]
+
+
+def gfl_setup(root: str, stacked_convs: int = 1,
+              teacher_neck: int = 32) -> dict:
+    """A tiny GFL student (ResNet width 8, FPN 16) and teacher (width 16, FPN
+    ``teacher_neck``) with ``stacked_convs`` head convs, the teacher's
+    random weights saved."""
+    data = write_coco(osp.join(root, 'data'))
+    student = write_config(
+        osp.join(root, 'student.py'), GFL_CONFIG, data, base=8, neck=16,
+        stacked_convs=stacked_convs)
+    teacher = write_config(
+        osp.join(root, 'teacher.py'), GFL_CONFIG, data, base=16,
+        neck=teacher_neck, stacked_convs=stacked_convs)
+    ckpt = save_teacher(teacher, osp.join(root, 'teacher.pth'))
+    return dict(root=root, student=student, teacher=teacher, ckpt=ckpt)

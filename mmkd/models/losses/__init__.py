@@ -4,6 +4,7 @@ from .dist import DISTLoss
 from .fgd import FGDLoss
 from .hint import FeatureHintLoss
 from .holistic import HolisticCritic, HolisticKDLoss, critic_loss
+from .kd_qfl import KDQualityFocalLoss
 from .kl_div import KLDivLoss
 from .ld import LDLoss
 from .mgd import MGDLoss
@@ -24,4 +25,4 @@ __all__ += [
 __all__ += ['LDLoss']
 __all__ += ['SigmoidSoftCELoss', 'KLDivLoss']
 __all__ += ['ChannelWiseDivergence', 'PKDLoss', 'DISTLoss', 'MGDLoss',
-            'FGDLoss']
+            'FGDLoss', 'KDQualityFocalLoss']

@@ -1,6 +1,9 @@
 from .base import BasePairing
+from .crosskd import CrossKDPairing
 from .gfl import GFLPairing
 from .roi import RoIPairing
 from .rpn import RPNPairing
 
-__all__ = ['BasePairing', 'RoIPairing', 'RPNPairing', 'GFLPairing']
+__all__ = [
+    'BasePairing', 'RoIPairing', 'RPNPairing', 'GFLPairing', 'CrossKDPairing'
+]

@@ -10,24 +10,7 @@ from mmengine.runner import Runner
 from torch.testing import assert_close
 
 from mmkd.models.pairings.gfl import valuable_localization_region
-from tiny_setups import DET_CONFIG, save_teacher, write_coco, write_config
-
-# A tiny GFL; data, schedule and runtime as conftest's Faster R-CNN.
-GFL_CONFIG = """
-_base_ = 'mmdet::gfl/gfl_r50_fpn_1x_coco.py'
-data_root = '{root}/'
-metainfo = dict(classes={classes})
-model = dict(
-    backbone=dict(depth=18, base_channels={base}, init_cfg=None,
-                  frozen_stages=-1, norm_eval=False),
-    neck=dict(in_channels=[{base}, {base2}, {base4}, {base8}],
-              out_channels={neck}),
-    bbox_head=dict(num_classes=3, in_channels={neck}, feat_channels={neck},
-                   stacked_convs=1,
-                   norm_cfg=dict(type='GN', num_groups=4, requires_grad=True),
-                   anchor_generator=dict(octave_base_scale=3)),
-    test_cfg=dict(nms_pre=200, score_thr=0.0, max_per_img=20))
-""" + DET_CONFIG[DET_CONFIG.index('train_pipeline'):]
+from tiny_setups import gfl_setup
 
 LD = dict(
     type='mmkd.LDLoss',
@@ -52,14 +35,7 @@ KD_CLS = dict(
 
 @pytest.fixture(scope='module')
 def gfl_files(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp('gfl'))
-    data = write_coco(osp.join(root, 'data'))
-    student = write_config(
-        osp.join(root, 'student.py'), GFL_CONFIG, data, base=8, neck=16)
-    teacher = write_config(
-        osp.join(root, 'teacher.py'), GFL_CONFIG, data, base=16, neck=32)
-    ckpt = save_teacher(teacher, osp.join(root, 'teacher.pth'))
-    return dict(root=root, student=student, teacher=teacher, ckpt=ckpt)
+    return gfl_setup(str(tmp_path_factory.mktemp('gfl')))
 
 
 def ld_config(files, vlr=False, **losses):

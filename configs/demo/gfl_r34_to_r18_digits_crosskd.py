@@ -1,0 +1,14 @@
+# CrossKD (configs/_base_/methods/crosskd.py) on the GFL pair. The digits
+# heads stack 2 convs, not 4: the teacher's last conv is reused, as the
+# official setting (3 of 4) does.
+_base_ = [
+    './_base_/gfl_r34_to_r18_digits.py', '../_base_/methods/crosskd.py'
+]
+model = dict(
+    _delete_=True,
+    type='mmkd.SingleTeacherDistiller',
+    student={{_base_.model}},
+    teacher={{_base_.teacher}},
+    pairings=dict(
+        cross=dict(_base_.crosskd.pairings.cross, reused_teacher_head_idx=1)),
+    losses={{_base_.crosskd.losses}})
