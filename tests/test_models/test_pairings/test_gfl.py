@@ -1,6 +1,5 @@
 """GFLPairing + LDLoss: parity with mmdet's LDHead, VLR, Runner, errors."""
 import copy
-import os.path as osp
 
 import pytest
 import torch
