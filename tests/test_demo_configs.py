@@ -17,6 +17,13 @@ SAME_METHOD = {
     'gfl_r34_to_r18_digits_ld.py': 'gfl_r101_to_r18_ld.py',
     'pspnet_r34_to_r18_digits_hint.py': 'pspnet_r101_to_r18_hint.py',
     'pspnet_r34_to_r18_digits_skd.py': 'pspnet_r101_to_r18_skd.py',
+    'pspnet_r34_to_r18_digits_cwd.py': 'pspnet_r101_to_r18_cwd.py',
+    'gfl_r34_to_r18_digits_cwd.py': 'gfl_r101_to_r50_cwd.py',
+    'pspnet_r34_to_r18_digits_dist.py': 'deeplabv3_r101_to_r18_dist.py',
+    'faster_rcnn_r34_to_r18_digits_pkd.py': 'faster_rcnn_r101_to_r50_pkd.py',
+    'gfl_r34_to_r18_digits_mgd.py': 'retinanet_x101_to_r50_mgd.py',
+    'pspnet_r34_to_r18_digits_mgd.py': 'pspnet_r101_to_r18_mgd.py',
+    'gfl_r34_to_r18_digits_fgd.py': 'gfl_r101_to_r50_fgd.py',
 }
 
 

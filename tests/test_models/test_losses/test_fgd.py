@@ -124,6 +124,14 @@ def test_starts_with_relation_as_mse_and_teacher_gets_no_gradient():
     assert s.grad is not None and t.grad is None
 
 
+def test_no_ground_truth_is_finite():
+    torch.manual_seed(0)
+    loss = FGDLoss(channels=4)
+    value = loss(torch.randn(2, 4, 5, 5), torch.randn(2, 4, 5, 5),
+                 [torch.zeros(0, 4)] * 2, samples([(20, 20)] * 2))
+    assert torch.isfinite(value) and float(value) > 0
+
+
 def test_bad_input_is_a_clear_error():
     with pytest.raises(ValueError, match='temp'):
         FGDLoss(temp=0)

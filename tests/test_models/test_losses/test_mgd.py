@@ -6,6 +6,7 @@ from mmengine.runner import Runner
 from torch.testing import assert_close
 
 from mmkd.models.losses import MGDLoss
+from mmkd.utils.export import student_state_dict
 from tiny_setups import distill_config
 
 
@@ -102,3 +103,7 @@ def test_trains_its_generator_with_the_student(det_files, given):
     assert model.distill_losses.mgd.generation[0].weight.grad is not None
     assert model.student.neck.fpn_convs[0].conv.weight.grad is not None
     assert all(p.grad is None for p in model.teacher.parameters())
+    # saved and resumed with the distiller, dropped from the student export
+    state = model.state_dict()
+    assert 'distill_losses.mgd.generation.0.weight' in state
+    assert not any('generation' in k for k in student_state_dict(state))

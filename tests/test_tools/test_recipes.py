@@ -1,4 +1,5 @@
-"""Each detection recipe in configs/, on tiny models and generated data."""
+"""The recipes in configs/, on tiny models and generated data, through the
+Runner: every loss positive and finite, validation run."""
 import copy
 import os.path as osp
 
@@ -10,11 +11,22 @@ from mmengine.runner import Runner
 from ddp_fixtures import DUMP_HOOK, free_port
 from mmkd.engine import ConstantHook
 from mmkd.registry import HOOKS
-from tiny_setups import REPO, run_script
+from tiny_setups import REPO, gfl_setup, run_script
 
 RECIPES = [
     'faster_rcnn_r101_to_r50_chen.py', 'faster_rcnn_r101_to_r50_nd.py',
-    'faster_rcnn_r101_to_r50_nd_tekap.py'
+    'faster_rcnn_r101_to_r50_nd_tekap.py', 'faster_rcnn_r101_to_r50_pkd.py',
+    'faster_rcnn_r101_to_r50_fgd.py'
+]
+# on a tiny GFL with 4 stacked head convs (CrossKD reuses the teacher's
+# 4th) and equal head widths (CrossKD feeds the student's to the teacher's)
+ONE_STAGE_RECIPES = [
+    'gfl_r101_to_r50_crosskd.py', 'gfl_r101_to_r50_fgd.py',
+    'retinanet_x101_to_r50_mgd.py', 'gfl_r101_to_r50_cwd.py'
+]
+SEG_RECIPES = [
+    'pspnet_r101_to_r18_cwd.py', 'deeplabv3_r101_to_r18_dist.py',
+    'pspnet_r101_to_r18_mgd.py'
 ]
 
 
@@ -38,16 +50,37 @@ def tiny_recipe(name: str, files: dict, work_dir) -> Config:
     return cfg
 
 
-@pytest.mark.parametrize('name', RECIPES)
-def test_recipe_trains_and_validates(name, det_files, tmp_path):
-    runner = Runner.from_cfg(tiny_recipe(name, det_files, tmp_path))
+def train_tiny(name, files, tmp_path, metric='coco/bbox_mAP'):
+    runner = Runner.from_cfg(tiny_recipe(name, files, tmp_path))
     runner.train()
     scalars = runner.message_hub.log_scalars
     for loss in runner.cfg.model.losses:
         value = scalars[f'train/distill.{loss}'].current()
         assert value > 0 and value == value, (loss, value)
-    assert 'coco/bbox_mAP' in scalars or 'val/coco/bbox_mAP' in scalars
-    if 'nd' in name:
+    assert metric in scalars or f'val/{metric}' in scalars
+    return runner
+
+
+@pytest.fixture(scope='module')
+def gfl_files(tmp_path_factory):
+    return gfl_setup(str(tmp_path_factory.mktemp('gfl')), stacked_convs=4,
+                     teacher_neck=16)
+
+
+@pytest.mark.parametrize('name', ONE_STAGE_RECIPES)
+def test_one_stage_recipe_trains_and_validates(name, gfl_files, tmp_path):
+    train_tiny(name, gfl_files, tmp_path)
+
+
+@pytest.mark.parametrize('name', SEG_RECIPES)
+def test_segmentation_recipe_trains_and_validates(name, seg_files, tmp_path):
+    train_tiny(name, seg_files, tmp_path, metric='mIoU')
+
+
+@pytest.mark.parametrize('name', RECIPES)
+def test_recipe_trains_and_validates(name, det_files, tmp_path):
+    train_tiny(name, det_files, tmp_path)
+    if '_nd' in name:
         centers = torch.load(tmp_path / 'roi_centers.pth')
         assert centers.shape == (4, 32)  # 3 classes + background, fc 32
         assert (centers.norm(dim=1) > 0).all()
