@@ -1,16 +1,10 @@
 # PKD on FPN P2-P5 (see _base_/methods/pkd.py): Faster R-CNN R101-FPN
 # teacher -> R50-FPN student, COCO, 2x schedule, as PKD's official config in
 # mmrazor, which reports 38.4 -> 40.3 box mAP.
-_base_ = [
-    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_2x_coco.py',
-    './_base_/distill_runtime.py', './_base_/methods/pkd.py'
-]
-teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/faster_rcnn/faster_rcnn_r101_fpn_2x_coco/faster_rcnn_r101_fpn_2x_coco_bbox_mAP-0.398_20200504_210455-1d2dac9c.pth'  # noqa
+_base_ = ['./_base_/faster_rcnn_r101_to_r50_2x.py', './_base_/methods/pkd.py']
 model = dict(
     _delete_=True,
     type='mmkd.SingleTeacherDistiller',
     student={{_base_.model}},
-    teacher=dict(
-        config='mmdet::faster_rcnn/faster-rcnn_r101_fpn_2x_coco.py',
-        checkpoint=teacher_ckpt),
+    teacher={{_base_.teacher}},
     losses={{_base_.pkd.losses}})

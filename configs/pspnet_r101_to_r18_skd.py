@@ -1,17 +1,11 @@
 # Structured KD (pixel-wise, pair-wise, holistic; Liu et al., CVPR 2019):
 # PSPNet R101-D8 teacher -> R18-D8 student, Cityscapes 512x1024, 80k iters.
-_base_ = [
-    'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py',
-    './_base_/distill_runtime.py', './_base_/methods/skd.py'
-]
-teacher_ckpt = 'https://download.openmmlab.com/mmsegmentation/v0.5/pspnet/pspnet_r101-d8_512x1024_80k_cityscapes/pspnet_r101-d8_512x1024_80k_cityscapes_20200606_112211-e1e1100f.pth'  # noqa
+_base_ = ['./_base_/pspnet_r101_to_r18.py', './_base_/methods/skd.py']
 model = dict(
     _delete_=True,
     type='mmkd.StructuredDistiller',
     student={{_base_.model}},
-    teacher=dict(
-        config='mmseg::pspnet/pspnet_r101-d8_4xb2-80k_cityscapes-512x1024.py',
-        checkpoint=teacher_ckpt),
+    teacher={{_base_.teacher}},
     losses={{_base_.skd.losses}},
     critic={{_base_.skd.critic}},
     critic_steps={{_base_.skd.critic_steps}},

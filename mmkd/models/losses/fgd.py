@@ -7,7 +7,7 @@ from mmengine.model import constant_init, kaiming_init
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from .utils import DistillLoss
+from .utils import DistillLoss, TeacherWidth
 
 
 def attention(feat: Tensor, temp: float):
@@ -54,7 +54,7 @@ def box_masks(boxes: Sequence[Tensor], img_shapes: Sequence[tuple],
 
 
 @MODELS.register_module()
-class FGDLoss(DistillLoss):
+class FGDLoss(TeacherWidth, DistillLoss):
     """Focal (foreground/background, attention-weighted) and global
     (GcBlock relation) distillation of one feature map.
 
@@ -101,6 +101,9 @@ class FGDLoss(DistillLoss):
         loss_weight (float): Weight of the whole loss. Defaults to 1.0.
     """
 
+    #: the context branches halve the width
+    min_channels = 2
+
     def __init__(self,
                  channels: Optional[int] = None,
                  temp: float = 0.5,
@@ -119,15 +122,8 @@ class FGDLoss(DistillLoss):
         if channels is not None:
             self.set_channels(channels)
 
-    def set_channels(self, channels: int) -> None:
-        """Build the GcBlock branches for teacher maps of ``channels``; the
-        distiller calls this at build time when the config gives none."""
-        if isinstance(channels, bool) or not isinstance(channels, int) \
-                or channels < 2:
-            raise ValueError(
-                f'channels must be the teacher map\'s channel count (an int '
-                f'>= 2), got channels={channels!r}')
-        self.channels = channels
+    def build_layers(self, channels: int) -> None:
+        """The GcBlock branches at the teacher's width."""
 
         def context():
             return nn.Sequential(
@@ -145,11 +141,6 @@ class FGDLoss(DistillLoss):
         kaiming_init(self.conv_mask_t, mode='fan_in')
         constant_init(self.channel_add_conv_s[-1], val=0)
         constant_init(self.channel_add_conv_t[-1], val=0)
-
-    @property
-    def expected_channels(self) -> Optional[int]:
-        """The teacher channels the loss was built for (None until known)."""
-        return self.channels
 
     def forward(self,
                 pred_s: Tensor,
@@ -190,14 +181,7 @@ class FGDLoss(DistillLoss):
                 'FGDLoss expects (adapted) student and teacher maps of one '
                 f'shape (N, C, H, W), got {tuple(feat_s.shape)} and '
                 f'{tuple(feat_t.shape)}')
-        if self.channels is None:
-            raise ValueError(
-                'FGDLoss has no GcBlocks yet: give channels=... or use it in '
-                'a distiller, which sets the teacher\'s channels')
-        if feat_t.shape[1] != self.channels:
-            raise ValueError(
-                f'FGDLoss was built with channels={self.channels}, but the '
-                f'teacher map has {feat_t.shape[1]} channels')
+        self.check_width(feat_t)
         n = feat_s.shape[0]
         if len(gt_bboxes) != n or len(data_samples) != n:
             raise ValueError(

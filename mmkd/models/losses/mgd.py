@@ -5,11 +5,11 @@ import torch
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
-from .utils import DistillLoss
+from .utils import DistillLoss, TeacherWidth
 
 
 @MODELS.register_module()
-class MGDLoss(DistillLoss):
+class MGDLoss(TeacherWidth, DistillLoss):
     """Generate the teacher's feature map from a randomly masked student map.
 
     At every step a random spatial mask drops each position of the (adapted)
@@ -67,26 +67,12 @@ class MGDLoss(DistillLoss):
         if channels is not None:
             self.set_channels(channels)
 
-    def set_channels(self, channels: int) -> None:
-        """Build the generation block for teacher maps of ``channels``; the
-        distiller calls this at build time when the config gives none."""
-        if isinstance(channels, bool) or not isinstance(channels, int) \
-                or channels < 1:
-            raise ValueError(
-                f'channels must be the teacher map\'s channel count (an int '
-                f'>= 1), got channels={channels!r}')
-        self.channels = channels
+    def build_layers(self, channels: int) -> None:
+        """The generation block at the teacher's width."""
         self.generation = nn.Sequential(
             nn.Conv2d(channels, channels, kernel_size=3, padding=1),
             nn.ReLU(inplace=True),
             nn.Conv2d(channels, channels, kernel_size=3, padding=1))
-
-    @property
-    def expected_channels(self) -> Optional[int]:
-        """The teacher channels the loss was built for (None until known):
-        the distiller sets or checks them against its probe of the teacher's
-        map at build time."""
-        return self.channels
 
     def elementwise(self, feat_s: Tensor, feat_t: Tensor) -> Tensor:
         """The squared error of the generated map, summed per image."""
@@ -95,15 +81,7 @@ class MGDLoss(DistillLoss):
                 'MGDLoss expects (adapted) student and teacher maps of one '
                 f'shape (N, C, H, W), got {tuple(feat_s.shape)} and '
                 f'{tuple(feat_t.shape)}')
-        if self.channels is None:
-            raise ValueError(
-                'MGDLoss has no generation block yet: give channels=... or '
-                'use it in a distiller, which sets the teacher\'s channels')
-        if feat_t.shape[1] != self.channels:
-            raise ValueError(
-                f'MGDLoss was built with channels={self.channels}, but the '
-                f'teacher map has {feat_t.shape[1]} channels: set channels='
-                f'{feat_t.shape[1]} in the loss entry')
+        self.check_width(feat_t)
         n, _, h, w = feat_t.shape
         # keep a position with probability 1 - lambda_mgd
         keep = torch.rand(n, 1, h, w, device=feat_s.device) <= \

@@ -120,3 +120,50 @@ class DistillLoss(nn.Module):
         if total is None:  # every level empty
             return levels_s[0].sum() * 0.
         return self.loss_weight * total
+
+
+class TeacherWidth:
+    """Mixin of a loss with layers of its own at the teacher's width (MGD's
+    generator, FGD's GcBlocks).
+
+    The distiller calls :meth:`set_channels` with the teacher map's channels
+    at build time when the config gives none, or checks a given width
+    against them (:attr:`expected_channels`). Subclasses build their layers
+    in :meth:`build_layers` and call :meth:`check_width` on the teacher map.
+    """
+
+    #: the smallest width the layers can take
+    min_channels = 1
+
+    @property
+    def expected_channels(self) -> Optional[int]:
+        """The teacher channels the layers were built for (None until
+        known)."""
+        return getattr(self, 'channels', None)
+
+    def set_channels(self, channels: int) -> None:
+        """Build the layers for teacher maps of ``channels``."""
+        if isinstance(channels, bool) or not isinstance(channels, int) \
+                or channels < self.min_channels:
+            raise ValueError(
+                'channels must be the teacher map\'s channel count (an int '
+                f'>= {self.min_channels}), got channels={channels!r}')
+        self.channels = channels
+        self.build_layers(channels)
+
+    def build_layers(self, channels: int) -> None:
+        """Create the loss's own layers at ``channels``."""
+        raise NotImplementedError
+
+    def check_width(self, feat_t: Tensor) -> None:
+        """A ValueError unless the layers exist and fit ``feat_t``."""
+        name = type(self).__name__
+        if self.expected_channels is None:
+            raise ValueError(
+                f'{name} has no layers yet: give channels=... or use it in a '
+                'distiller, which sets the teacher\'s channels')
+        if feat_t.shape[1] != self.expected_channels:
+            raise ValueError(
+                f'{name} was built with channels={self.expected_channels}, '
+                f'but the teacher map has {feat_t.shape[1]} channels: set '
+                f'channels={feat_t.shape[1]} in the loss entry')

@@ -135,7 +135,7 @@ def test_no_ground_truth_is_finite():
 def test_bad_input_is_a_clear_error():
     with pytest.raises(ValueError, match='temp'):
         FGDLoss(temp=0)
-    with pytest.raises(ValueError, match='no GcBlocks'):
+    with pytest.raises(ValueError, match='no layers yet'):
         FGDLoss()(torch.randn(1, 4, 2, 2), torch.randn(1, 4, 2, 2),
                   [torch.zeros(0, 4)], samples([(8, 8)]))
     with pytest.raises(ValueError, match='avg_factor'):

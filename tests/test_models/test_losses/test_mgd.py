@@ -65,7 +65,7 @@ def test_bad_settings_are_clear_errors():
         MGDLoss(channels=4, lambda_mgd=1.0)
     with pytest.raises(ValueError, match='channels=3'):
         MGDLoss(channels=4)(torch.randn(1, 3, 4, 4), torch.randn(1, 3, 4, 4))
-    with pytest.raises(ValueError, match='no generation block'):
+    with pytest.raises(ValueError, match='no layers yet'):
         MGDLoss()(torch.randn(1, 3, 4, 4), torch.randn(1, 3, 4, 4))
 
 

@@ -1,0 +1,12 @@
+# DeepLabV3 R101-D8 teacher (mmseg model zoo, 80k) for an R18-D8 student on
+# Cityscapes 512x1024 with mmseg's 80k schedule.
+_base_ = [
+    'mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py',
+    './distill_runtime.py'
+]
+teacher = dict(
+    config='mmseg::deeplabv3/'
+    'deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py',
+    checkpoint='https://download.openmmlab.com/mmsegmentation/v0.5/'
+    'deeplabv3/deeplabv3_r101-d8_512x1024_80k_cityscapes/deeplabv3_r101-'
+    'd8_512x1024_80k_cityscapes_20200606_113503-9e428899.pth')

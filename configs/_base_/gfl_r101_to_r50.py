@@ -1,0 +1,8 @@
+# GFL R101-FPN teacher (mmdet model zoo, multi-scale 2x) for a GFL R50-FPN
+# student trained on COCO with mmdet's 1x schedule (lr 0.01).
+_base_ = ['mmdet::gfl/gfl_r50_fpn_1x_coco.py', './distill_runtime.py']
+teacher = dict(
+    config='mmdet::gfl/gfl_r101_fpn_ms-2x_coco.py',
+    checkpoint='https://download.openmmlab.com/mmdetection/v2.0/gfl/'
+    'gfl_r101_fpn_mstrain_2x_coco/gfl_r101_fpn_mstrain_2x_coco_20200629_'
+    '200126-dd12f847.pth')
