@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from ..adapters import AdapterDict, ConvAdapter, resize_like
+from ..losses.utils import TeacherWidth
 from ..pairings.base import BasePairing
 from .builder import build_model, build_teacher, input_converter
 from .sources import Step, resolve
@@ -258,11 +259,13 @@ class SingleTeacherDistiller(BaseModel):
         for name, (ch_s, ch_t) in channels.items():
             spec = self.loss_specs[name]
             loss = _inner(self.distill_losses[name])
-            if hasattr(loss, 'set_channels') and len(set(ch_t)) == 1 and \
-                    loss.expected_channels is None:
-                # a loss with layers at the teacher's width (MGD's generator)
-                loss.set_channels(ch_t[0])
-            expected = getattr(loss, 'expected_channels', None)
+            if isinstance(loss, TeacherWidth):
+                # layers at the teacher's width (MGD's generator)
+                if loss.expected_channels is None and len(set(ch_t)) == 1:
+                    loss.set_channels(ch_t[0])
+                expected = loss.expected_channels
+            else:
+                expected = None
             if expected is not None and any(c != expected for c in ch_t):
                 raise ValueError(
                     f'model.losses.{name}.channels is {expected}, but the '

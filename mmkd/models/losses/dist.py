@@ -1,10 +1,8 @@
 """DIST: inter- and intra-class relations (Huang et al., NeurIPS 2022)."""
-from typing import Optional
-
 from torch import Tensor
 
 from mmkd.registry import MODELS
-from .utils import DistillLoss, Features, check_temperature
+from .utils import DistillLoss, check_temperature
 
 
 def pearson_rows(x: Tensor, y: Tensor, eps: float = 1e-8) -> Tensor:
@@ -46,7 +44,8 @@ class DISTLoss(DistillLoss):
     loss (mmrazor's ``DISTLoss``); at ``tau = 1`` both agree.
 
     The loss is one number per level (a relation, not an element-wise
-    term), so ``weight`` and ``avg_factor`` do not apply; levels are summed.
+    term, ``per_map``), so ``weight`` and ``avg_factor`` do not apply; levels
+    are summed.
 
     Args:
         beta (float): Weight of the inter-class term. Defaults to 1.0.
@@ -69,6 +68,7 @@ class DISTLoss(DistillLoss):
     tekap_preset = 'logits'
     #: dim 1 holds classes: the distiller never puts an adapter before it
     compares_distributions = True
+    per_map = True
 
     def __init__(self,
                  beta: float = 1.0,
@@ -81,23 +81,6 @@ class DISTLoss(DistillLoss):
         self.gamma = gamma
         self.tau = check_temperature(tau, 'tau')
         self.use_sigmoid = use_sigmoid
-
-    def forward(self,
-                pred_s: Features,
-                pred_t: Features,
-                weight: Optional[Tensor] = None,
-                avg_factor: Optional[float] = None,
-                reduction_override: Optional[str] = None) -> Tensor:
-        """The loss of (M, K) or (N, K, H, W) logits, or of a sequence of
-        levels; ``weight`` and ``avg_factor`` must be None."""
-        if weight is not None or avg_factor is not None:
-            raise ValueError(
-                'DISTLoss compares relations over the whole batch: weight '
-                'and avg_factor do not apply, got '
-                f'weight={None if weight is None else tuple(weight.shape)}, '
-                f'avg_factor={avg_factor!r}')
-        return super().forward(
-            pred_s, pred_t, reduction_override=reduction_override)
 
     def _probs(self, logits: Tensor) -> Tensor:
         if logits.dim() == 4:  # every pixel is a sample

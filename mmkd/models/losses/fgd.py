@@ -86,8 +86,8 @@ class FGDLoss(TeacherWidth, DistillLoss):
     data_samples='batch.data_samples')``. One loss entry per feature map,
     as the official configs give each FPN level its own GcBlocks; the
     official ``align`` 1x1 conv, used when the widths differ, is mmkd's
-    adapter. The result is one number per map, so ``weight`` and
-    ``avg_factor`` do not apply.
+    adapter. The result is one number per map (``per_map``), so ``weight``
+    and ``avg_factor`` do not apply.
 
     Args:
         channels (int, optional): The teacher map's channels (the GcBlocks'
@@ -103,6 +103,7 @@ class FGDLoss(TeacherWidth, DistillLoss):
 
     #: the context branches halve the width
     min_channels = 2
+    per_map = True
 
     def __init__(self,
                  channels: Optional[int] = None,
@@ -152,14 +153,12 @@ class FGDLoss(TeacherWidth, DistillLoss):
                 reduction_override: Optional[str] = None) -> Tensor:
         """The loss of one (adapted) student map and the teacher's, with
         each image's ground-truth boxes and data sample."""
-        if weight is not None or avg_factor is not None:
-            raise ValueError(
-                'FGDLoss gives one number per map: weight and avg_factor do '
-                'not apply')
         return super().forward(
             pred_s,
             pred_t,
-            reduction_override=reduction_override,
+            weight,
+            avg_factor,
+            reduction_override,
             gt_bboxes=gt_bboxes,
             data_samples=data_samples)
 
@@ -176,12 +175,7 @@ class FGDLoss(TeacherWidth, DistillLoss):
     def elementwise(self, feat_s: Tensor, feat_t: Tensor, gt_bboxes: list,
                     data_samples: list) -> Tensor:
         """The map's weighted sum of the four terms, a scalar."""
-        if feat_s.dim() != 4 or feat_s.shape != feat_t.shape:
-            raise ValueError(
-                'FGDLoss expects (adapted) student and teacher maps of one '
-                f'shape (N, C, H, W), got {tuple(feat_s.shape)} and '
-                f'{tuple(feat_t.shape)}')
-        self.check_width(feat_t)
+        self.check_maps(feat_s, feat_t)
         n = feat_s.shape[0]
         if len(gt_bboxes) != n or len(data_samples) != n:
             raise ValueError(

@@ -76,12 +76,7 @@ class MGDLoss(TeacherWidth, DistillLoss):
 
     def elementwise(self, feat_s: Tensor, feat_t: Tensor) -> Tensor:
         """The squared error of the generated map, summed per image."""
-        if feat_s.dim() != 4 or feat_s.shape != feat_t.shape:
-            raise ValueError(
-                'MGDLoss expects (adapted) student and teacher maps of one '
-                f'shape (N, C, H, W), got {tuple(feat_s.shape)} and '
-                f'{tuple(feat_t.shape)}')
-        self.check_width(feat_t)
+        self.check_maps(feat_s, feat_t)
         n, _, h, w = feat_t.shape
         # keep a position with probability 1 - lambda_mgd
         keep = torch.rand(n, 1, h, w, device=feat_s.device) <= \

@@ -64,6 +64,10 @@ class DistillLoss(nn.Module):
     - mmdet's ``weight``, ``avg_factor`` and ``reduction_override``,
       reduced with mmdet's ``weight_reduce_loss``, times ``loss_weight``.
 
+    A loss whose :meth:`elementwise` gives one number per level (a relation
+    over the whole batch, as DIST's, or a sum over the map, as FGD's) sets
+    :attr:`per_map`; ``weight`` and ``avg_factor`` are then refused.
+
     Args:
         reduction (str): 'none', 'mean' or 'sum'. Defaults to 'mean'.
         loss_weight (float): Weight of the loss. Defaults to 1.0.
@@ -79,6 +83,9 @@ class DistillLoss(nn.Module):
         >>> float(L1()(s[:0], t[:0]))
         0.0
     """
+
+    #: one number per level: ``weight`` and ``avg_factor`` do not apply
+    per_map = False
 
     def __init__(self, reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
@@ -100,6 +107,12 @@ class DistillLoss(nn.Module):
                 **kwargs) -> Tensor:
         """The weighted, reduced loss over one tensor or a sequence of
         levels; further keyword arguments go to :meth:`elementwise`."""
+        if self.per_map and (weight is not None or avg_factor is not None):
+            raise ValueError(
+                f'{type(self).__name__} gives one number per level: weight '
+                'and avg_factor do not apply, got '
+                f'weight={None if weight is None else tuple(weight.shape)}, '
+                f'avg_factor={avg_factor!r}')
         reduction = self.reduction
         if reduction_override is not None:
             reduction = check_reduction(reduction_override,
@@ -129,7 +142,7 @@ class TeacherWidth:
     The distiller calls :meth:`set_channels` with the teacher map's channels
     at build time when the config gives none, or checks a given width
     against them (:attr:`expected_channels`). Subclasses build their layers
-    in :meth:`build_layers` and call :meth:`check_width` on the teacher map.
+    in :meth:`build_layers` and call :meth:`check_maps` on the two maps.
     """
 
     #: the smallest width the layers can take
@@ -155,9 +168,15 @@ class TeacherWidth:
         """Create the loss's own layers at ``channels``."""
         raise NotImplementedError
 
-    def check_width(self, feat_t: Tensor) -> None:
-        """A ValueError unless the layers exist and fit ``feat_t``."""
+    def check_maps(self, feat_s: Tensor, feat_t: Tensor) -> None:
+        """A ValueError unless both maps are (N, C, H, W) of one shape and
+        the layers exist and fit the teacher's width."""
         name = type(self).__name__
+        if feat_s.dim() != 4 or feat_s.shape != feat_t.shape:
+            raise ValueError(
+                f'{name} expects (adapted) student and teacher maps of one '
+                f'shape (N, C, H, W), got {tuple(feat_s.shape)} and '
+                f'{tuple(feat_t.shape)}')
         if self.expected_channels is None:
             raise ValueError(
                 f'{name} has no layers yet: give channels=... or use it in a '

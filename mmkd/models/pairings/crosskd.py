@@ -93,6 +93,7 @@ class CrossKDPairing(GFLPairing):
         self.plain = ('cls_weights', 'avg_factor', 'corner_weights',
                       'corner_avg_factor', 'box_weights', 'box_avg_factor')
         self._holds: Dict[str, str] = {}
+        self._holds_t: Dict[str, str] = {}
 
     def setup(self, student: nn.Module, teacher: nn.Module, key: str) -> None:
         super().setup(student, teacher, key)
@@ -109,10 +110,11 @@ class CrossKDPairing(GFLPairing):
             branch: _hold_module(head_s, branch, self.idx - 1)
             for branch in ('cls_convs', 'reg_convs')
         }
-        holds_t = tuple(
-            'bbox_head.' + _hold_module(head_t, branch, self.idx - 1)
-            for branch in ('cls_convs', 'reg_convs'))
-        self.teacher_taps = self.teacher_taps + holds_t
+        self._holds_t = {
+            branch: 'bbox_head.' + _hold_module(head_t, branch, self.idx - 1)
+            for branch in ('cls_convs', 'reg_convs')
+        }
+        self.teacher_taps = self.teacher_taps + tuple(self._holds_t.values())
         for branch, name in self._holds.items():
             self.hooks.post(
                 head_s.get_submodule(name),
@@ -153,11 +155,8 @@ class CrossKDPairing(GFLPairing):
         head_s, head_t = self._heads
         num_levels = len(seen['cls_convs'])
         holds_t = {
-            branch: levels_of(teacher_records['bbox_head.' + name])
-            for branch, name in zip(
-                ('cls_convs', 'reg_convs'),
-                (_hold_module(head_t, b, self.idx - 1)
-                 for b in ('cls_convs', 'reg_convs')))
+            branch: levels_of(teacher_records[name])
+            for branch, name in self._holds_t.items()
         }
         cross_cls = self._cross(seen['cls_convs'], holds_t['cls_convs'],
                                 'cls_convs')
