@@ -9,6 +9,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmkd.registry import HOOKS
+from mmkd.utils import rng_kept
 
 ACTIONS = ('warn', 'error')
 
@@ -80,7 +81,8 @@ class TeacherCheckHook(Hook):
             return
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        metrics = self.evaluate(runner, model.teacher)
+        with rng_kept():  # training draws what it would without the check
+            metrics = self.evaluate(runner, model.teacher)
         key = self.metric or next(iter(metrics))
         if key not in metrics:
             raise KeyError(f'TeacherCheckHook.metric is {key!r}; the '

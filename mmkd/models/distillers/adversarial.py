@@ -7,6 +7,7 @@ from mmengine.registry import DefaultScope
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
+from mmkd.utils import rng_kept
 from ..losses import HolisticKDLoss, critic_loss
 from .single_teacher import SingleTeacherDistiller
 
@@ -148,7 +149,8 @@ class StructuredDistiller(SingleTeacherDistiller):
             init_cfg=init_cfg)
         self.critic_steps, self.gp_weight = critic_steps, gp_weight
         self.critic_loss_weight = critic_loss_weight
-        self.critic = self._build_critic(critic)
+        with rng_kept():  # off the student's stream, like the parts
+            self.critic = self._build_critic(critic)
 
     @property
     def separately_optimized(self) -> tuple:

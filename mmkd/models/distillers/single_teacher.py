@@ -6,6 +6,7 @@ from mmengine.model import BaseModel, is_model_wrapper
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
+from mmkd.utils import rng_kept
 from ..adapters import AdapterDict, ConvAdapter, resize_like
 from ..losses.utils import TeacherWidth
 from ..pairings.base import BasePairing
@@ -13,6 +14,7 @@ from .builder import build_model, build_teacher, input_converter
 from .sources import Step, resolve
 from .specs import build_registered, parse_losses, tap_names
 from .taps import TapRecorder, TapsComplete, levels_of
+
 
 # Losses of other files that compare distributions over dim 1 (classes).
 DISTRIBUTION_LOSSES = ('PixelWiseKDLoss', 'KnowledgeDistillationKLDivLoss')
@@ -148,11 +150,23 @@ class SingleTeacherDistiller(BaseModel):
             student.setdefault('data_preprocessor', data_preprocessor)
         self.student = build_model(student, 'model.student')
         self.data_preprocessor = self.student.data_preprocessor
+        # Everything mmkd adds draws from a side stream: the global RNG is
+        # where building the student alone leaves it (see init_weights).
+        with rng_kept():
+            self._build_parts(teacher, losses, pairings or {}, probe_size)
+        # Per-loss factors set by DistillLossWeightHook; 0 skips the loss.
+        self.loss_multipliers = {name: 1.0 for name in self.loss_specs}
+        # Values set by hooks (e.g. ND's teacher centroids), 'const.<name>'.
+        self.constants: Dict[str, Tensor] = {}
+
+    def _build_parts(self, teacher: dict, losses: Dict[str, dict],
+                     pairings: Dict[str, dict], probe_size: int) -> None:
+        """The teacher, pairings, losses, taps and adapters."""
         teacher_model = build_teacher(teacher, 'model.teacher')
         # A tuple keeps the teacher out of parameters(), state_dict() and DDP.
         self._teacher = (teacher_model, )
         self._to_teacher_inputs = input_converter(self.student, teacher_model)
-        self.pairings = self._build_pairings(pairings or {})
+        self.pairings = self._build_pairings(pairings)
         record_keys = {
             n: (p.paired, p.plain)
             for n, p in self.pairings.items()
@@ -168,10 +182,19 @@ class SingleTeacherDistiller(BaseModel):
                    | {t for p in self.pairings.values()
                       for t in p.teacher_taps}), 'model.losses')
         self.adapters = self._build_adapters(probe_size)
-        # Per-loss factors set by DistillLossWeightHook; 0 skips the loss.
-        self.loss_multipliers = {name: 1.0 for name in self.loss_specs}
-        # Values set by hooks (e.g. ND's teacher centroids), 'const.<name>'.
-        self.constants: Dict[str, Tensor] = {}
+
+    def init_weights(self) -> None:
+        """The student first, from the global RNG exactly as plain training
+        with the same seed initialises it; then mmkd's own modules (adapters,
+        trainable loss parts) from a side stream, so that training draws
+        (dropout, sampling) follow plain training's too. A distiller whose
+        losses all weigh 0 then trains the student that plain training
+        does, and a method's gain over the baseline is not a different
+        initialisation's."""
+        if not getattr(self.student, 'is_init', False):
+            self.student.init_weights()
+        with rng_kept():
+            super().init_weights()
 
     def remove_hooks(self) -> None:
         """Tear down: remove every hook the taps and pairings registered on
