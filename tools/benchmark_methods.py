@@ -14,6 +14,9 @@ writes ``results.md`` (mean ± std) and ``results.png`` in the work dir.
 Backbones start from digit classification (tools/pretrain_digits.py, into
 ``<data>/pretrained/``, made once), or from nothing with ``--scratch``.
 ``--tekap`` adds each method with TeKAP on its logit and feature losses.
+The runs of one seed are paired: the distiller draws nothing from the
+training's random stream, so every distilled student of a seed starts from
+the baseline's initialisation and sees its data order.
 
 Pairs and methods are found, not listed: a pair is a
 ``configs/demo/_base_/{pair}_{teacher}_to_{student}_digits.py``, its methods
@@ -357,6 +360,9 @@ Written by `{command}` on {time.strftime('%Y-%m-%d')}, on
 {regime}. Each pair's teacher is trained once (seed 0); then, seed by seed,
 the baseline student and each method's distilled student, all with
 `tools/train.py` on the same schedule; the metric is the last validation.
+The runs of one seed are paired: a distilled student starts from the
+baseline's initialisation, data order and random stream (the distiller
+draws nothing from it), so a gain is the method's, not another draw's.
 Training time of the runs in this table: {trained / 60:.0f} min; wall time
 of this command: {wall / 60:.0f} min (finished runs are reused).
 
