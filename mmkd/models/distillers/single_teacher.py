@@ -15,7 +15,6 @@ from .sources import Step, resolve
 from .specs import build_registered, parse_losses, tap_names
 from .taps import TapRecorder, TapsComplete, levels_of
 
-
 # Losses of other files that compare distributions over dim 1 (classes).
 DISTRIBUTION_LOSSES = ('PixelWiseKDLoss', 'KnowledgeDistillationKLDivLoss')
 
