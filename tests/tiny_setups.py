@@ -270,9 +270,11 @@ def roi_config(det_files, losses=ROI_LOSSES):
     return cfg
 
 
-# A tiny GFL; data, schedule and runtime as conftest's Faster R-CNN.
-GFL_CONFIG = """
-_base_ = 'mmdet::gfl/gfl_r50_fpn_1x_coco.py'
+# A tiny one-stage detector of mmdet's config `{model_config}`: ResNet-18
+# of width `base`, FPN `neck`, a head of `stacked_convs` convs and the
+# fields `{head}`; data, schedule and runtime as conftest's Faster R-CNN.
+DENSE_CONFIG = """
+_base_ = 'mmdet::{model_config}'
 data_root = '{root}/'
 metainfo = dict(classes={classes})
 model = dict(
@@ -281,24 +283,52 @@ model = dict(
     neck=dict(in_channels=[{base}, {base2}, {base4}, {base8}],
               out_channels={neck}),
     bbox_head=dict(num_classes=3, in_channels={neck}, feat_channels={neck},
-                   stacked_convs={stacked_convs},
-                   norm_cfg=dict(type='GN', num_groups=4, requires_grad=True),
-                   anchor_generator=dict(octave_base_scale=3)),
+                   stacked_convs={stacked_convs}, {head}),
     test_cfg=dict(nms_pre=200, score_thr=0.0, max_per_img=20))
 """ + DET_CONFIG[DET_CONFIG.index('train_pipeline'):]
+#: GroupNorm for heads of 16 or 32 channels
+TINY_GN = "norm_cfg=dict(type='GN', num_groups=4, requires_grad=True)"
+#: tiny heads of :data:`DENSE_CONFIG`: mmdet's config, the head's fields
+DENSE_HEADS = dict(
+    gfl=dict(model_config='gfl/gfl_r50_fpn_1x_coco.py',
+             head=TINY_GN + ', anchor_generator=dict(octave_base_scale=3)'),
+    retinanet=dict(model_config='retinanet/retinanet_r50_fpn_1x_coco.py',
+                   head='anchor_generator=dict(octave_base_scale=2)'),
+    atss=dict(model_config='atss/atss_r50_fpn_1x_coco.py',
+              head=TINY_GN + ', anchor_generator=dict(octave_base_scale=3)'),
+    fcos=dict(model_config='fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
+              head=TINY_GN),
+    # FCOS's tricks: distances in stride units, centerness on the box branch
+    fcos_norm=dict(
+        model_config='fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
+        head=TINY_GN + ', norm_on_bbox=True, centerness_on_reg=True, '
+        'center_sampling=True'))
+GFL_CONFIG = DENSE_CONFIG.replace(
+    '{model_config}', DENSE_HEADS['gfl']['model_config']).replace(
+        '{head}', DENSE_HEADS['gfl']['head'])
+
+
+def dense_setup(root: str,
+                template: str = GFL_CONFIG,
+                stacked_convs: int = 1,
+                teacher_neck: int = 32,
+                **fields) -> dict:
+    """A tiny one-stage student (ResNet width 8, FPN 16) and teacher (width
+    16, FPN ``teacher_neck``) of ``template`` (e.g. :data:`DENSE_CONFIG`
+    with ``model_config`` and ``head`` in ``fields``) with
+    ``stacked_convs`` head convs, the teacher's random weights saved."""
+    data = write_coco(osp.join(root, 'data'))
+    student = write_config(
+        osp.join(root, 'student.py'), template, data, base=8, neck=16,
+        stacked_convs=stacked_convs, **fields)
+    teacher = write_config(
+        osp.join(root, 'teacher.py'), template, data, base=16,
+        neck=teacher_neck, stacked_convs=stacked_convs, **fields)
+    ckpt = save_teacher(teacher, osp.join(root, 'teacher.pth'))
+    return dict(root=root, student=student, teacher=teacher, ckpt=ckpt)
 
 
 def gfl_setup(root: str, stacked_convs: int = 1,
               teacher_neck: int = 32) -> dict:
-    """A tiny GFL student (ResNet width 8, FPN 16) and teacher (width 16, FPN
-    ``teacher_neck``) with ``stacked_convs`` head convs, the teacher's
-    random weights saved."""
-    data = write_coco(osp.join(root, 'data'))
-    student = write_config(
-        osp.join(root, 'student.py'), GFL_CONFIG, data, base=8, neck=16,
-        stacked_convs=stacked_convs)
-    teacher = write_config(
-        osp.join(root, 'teacher.py'), GFL_CONFIG, data, base=16,
-        neck=teacher_neck, stacked_convs=stacked_convs)
-    ckpt = save_teacher(teacher, osp.join(root, 'teacher.pth'))
-    return dict(root=root, student=student, teacher=teacher, ckpt=ckpt)
+    """A tiny GFL student and teacher, as :func:`dense_setup`."""
+    return dense_setup(root, GFL_CONFIG, stacked_convs, teacher_neck)

@@ -1,5 +1,5 @@
 """Student and teacher GFL-head outputs at the student's LD regions."""
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.models.task_modules.prior_generators import anchor_inside_flags
@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from mmkd.registry import MODELS
 from ..distillers.taps import levels_of
 from .base import BasePairing
-from .mmdet_calls import loss_inputs
+from .mmdet_calls import loss_inputs, loss_labels
 
 
 def _gfl_head(model: nn.Module, side: str, key: str) -> nn.Module:
@@ -27,12 +27,31 @@ def _gfl_head(model: nn.Module, side: str, key: str) -> nn.Module:
     return head
 
 
-def _check_same(key: str, what: str, value_s: Any, value_t: Any) -> None:
+def _check_same(key: str,
+                what: str,
+                value_s: Any,
+                value_t: Any,
+                why: str = 'LD pairs the heads location by location and '
+                'bin by bin') -> None:
     if value_s != value_t:
         raise ValueError(
             f'{key}: the student head has {what} {value_s} and the teacher '
-            f'head {value_t}; LD pairs the heads location by location and '
-            'bin by bin, so they must be equal')
+            f'head {value_t}; {why}, so they must be equal')
+
+
+def record_labels(seen: Dict[str, Any], module: nn.Module, args: tuple,
+                  kwargs: dict) -> Dict:
+    """Append the labels and label weights (ones if none) of a head's
+    ``loss_cls`` call to ``seen['labels']`` and ``seen['label_weights']``;
+    return the call (:func:`~mmkd.models.pairings.mmdet_calls.loss_inputs`).
+    """
+    call = loss_inputs(module, args, kwargs)
+    labels, weight = loss_labels(call), call['weight']
+    if weight is None:
+        weight = torch.ones_like(labels, dtype=torch.float)
+    seen.setdefault('labels', []).append(labels)
+    seen.setdefault('label_weights', []).append(weight)
+    return call
 
 
 def valuable_localization_region(anchors: Tensor,
@@ -159,12 +178,7 @@ class GFLPairing(BasePairing):
 
     def _on_labels(self, module, args, kwargs) -> None:
         if self.active:
-            call = loss_inputs(module, args, kwargs)
-            labels, weight = call['target'][0], call['weight']  # QFL
-            if weight is None:
-                weight = torch.ones_like(labels, dtype=torch.float)
-            self._seen.setdefault('labels', []).append(labels)
-            self._seen.setdefault('label_weights', []).append(weight)
+            record_labels(self._seen, module, args, kwargs)
 
     def reset(self) -> None:
         self._seen = {}
@@ -237,10 +251,12 @@ class GFLPairing(BasePairing):
         return torch.cat([w.reshape(-1) for w in levels])
 
 
-def _flatten(levels: Sequence[Tensor]) -> Tensor:
-    """(N, K, H, W) levels to (sum_levels N*H*W, K), level by level, as
-    mmdet's heads flatten them for their losses."""
+def _flatten(levels: Sequence[Tensor], width: Optional[int] = None) -> Tensor:
+    """(N, K, H, W) levels to (sum_levels N*H*W*K/width, width), level by
+    level, as mmdet's heads flatten them for their losses; ``width``
+    defaults to K (one row per location), a divisor of K gives one row per
+    anchor (RetinaNet: ``K = anchors * classes``)."""
     return torch.cat([
-        level.permute(0, 2, 3, 1).reshape(-1, level.shape[1])
+        level.permute(0, 2, 3, 1).reshape(-1, width or level.shape[1])
         for level in levels
     ])

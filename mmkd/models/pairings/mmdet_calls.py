@@ -9,7 +9,13 @@ that changes one fails there, by name, instead of skewing a loss.
 - A head's loss module (``loss_cls``, ``loss_bbox``) is called as mmdet's
   loss interface ``loss(pred, target, weight=None, avg_factor=None, ...)``
   (:func:`loss_inputs`); GFL's quality focal loss gets
-  ``target = (labels, quality scores)``.
+  ``target = (labels, quality scores)`` (:func:`loss_labels`).
+- ``AnchorHead`` (RetinaNet), ``ATSSHead`` and ``GFLHead`` call
+  ``loss_cls`` once per level with ``(scores, labels, label_weights,
+  avg_factor)``, rows in mmdet's flattening (image, y, x, anchor);
+  ``FCOSHead`` calls it once for all levels without weights, and calls
+  ``loss_bbox`` only when the batch has positives, weighted by their
+  centerness targets.
 - ``SingleRoIExtractor`` is called as ``extractor(feats, rois)`` with
   ``rois`` ``(N, 5)``, batch index first (:func:`extractor_rois`).
 - A ``BBoxHead`` returns ``(cls_score, bbox_pred)`` and its ``fc_cls`` reads
@@ -53,6 +59,14 @@ def loss_inputs(module: nn.Module, args: tuple, kwargs: dict) -> Dict:
         target=bound.get(params[1]),
         weight=bound.get('weight'),
         avg_factor=bound.get('avg_factor'))
+
+
+def loss_labels(call: Dict) -> Any:
+    """The class labels of a classification loss call read by
+    :func:`loss_inputs`: its target, or the first item of GFL's quality
+    focal loss target ``(labels, quality scores)``."""
+    target = call['target']
+    return target[0] if isinstance(target, (tuple, list)) else target
 
 
 def extractor_rois(module: nn.Module, args: tuple, kwargs: dict):

@@ -1,6 +1,7 @@
 """Every assumption of ``mmkd.models.pairings.mmdet_calls`` about how mmdet
 calls its head modules, checked on real mmdet models: an mmdet upgrade
 that breaks one fails here, by name."""
+import pytest
 import torch
 from mmdet.models.losses import CrossEntropyLoss, L1Loss
 from mmengine.config import Config
@@ -8,8 +9,9 @@ from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 
 from mmkd.models.pairings.mmdet_calls import (HookSet, extractor_rois,
-                                              loss_inputs)
-from tiny_setups import roi_config
+                                              loss_inputs, loss_labels)
+from tiny_setups import (DENSE_CONFIG, DENSE_HEADS, roi_config, write_coco,
+                         write_config)
 
 
 def watched_loss(cfg, watch):
@@ -108,6 +110,49 @@ def test_rpn_head_calls(det_files):
         assert bbox['pred'].shape == bbox['target'].shape
         assert bbox['pred'].shape[-1] == 4
         assert bbox['avg_factor'] == seen['bbox'][0]['avg_factor'] > 0
+
+
+@pytest.mark.parametrize('name', ['retinanet', 'atss', 'fcos'])
+def test_dense_head_calls(name, tmp_path):
+    """RetinaHead and ATSSHead: one loss_cls call per level with (scores,
+    labels, label weights, avg_factor), rows as the head's outputs
+    flattened (image, y, x, anchor); FCOSHead: one loss_cls call for all
+    levels, and loss_bbox weighted by the positives' centerness targets,
+    over their sum."""
+    path = write_config(
+        str(tmp_path / 'student.py'), DENSE_CONFIG,
+        write_coco(str(tmp_path / 'data')), base=8, neck=16,
+        stacked_convs=1, **DENSE_HEADS[name])
+    cfg = Config.fromfile(path)
+    cfg.model = dict(student=path)
+
+    def watch(student, hooks, seen):
+        head = student.bbox_head
+        hooks.post(head, lambda m, a, out: seen.update(out=out))
+        for loss in ('loss_cls', 'loss_bbox'):
+            hooks.pre(getattr(head, loss), lambda m, a, k, loss=loss: seen.
+                      setdefault(loss, []).append(loss_inputs(m, a, k)))
+
+    student, _, seen = watched_loss(cfg, watch)
+    head, scores = student.bbox_head, seen['out'][0]
+    rows = [
+        s.permute(0, 2, 3, 1).reshape(-1, head.cls_out_channels)
+        for s in scores
+    ]
+    calls = seen['loss_cls']
+    if name == 'fcos':
+        assert len(calls) == 1 and calls[0]['weight'] is None
+        assert torch.equal(calls[0]['pred'], torch.cat(rows))
+        bbox, = seen['loss_bbox']
+        assert bbox['weight'].shape == (len(bbox['pred']), )
+        assert float(bbox['avg_factor']) == float(bbox['weight'].sum()) > 0
+        return
+    assert len(calls) == len(scores)
+    for call, level in zip(calls, rows):
+        assert torch.equal(call['pred'], level)
+        labels = loss_labels(call)
+        assert labels.shape == call['weight'].shape == (len(level), )
+        assert call['avg_factor'] == calls[0]['avg_factor'] >= 1
 
 
 def test_pairing_hooks_are_removed_with_the_distiller(det_files):
