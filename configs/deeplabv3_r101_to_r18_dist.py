@@ -2,9 +2,4 @@
 # -> R18-D8 student, Cityscapes 512x1024, 80k iters. The DIST paper reports
 # 74.21 -> 77.10 mIoU for this pair (its own training code and schedule).
 _base_ = ['./_base_/deeplabv3_r101_to_r18.py', './_base_/methods/dist.py']
-model = dict(
-    _delete_=True,
-    type='mmkd.SingleTeacherDistiller',
-    student={{_base_.model}},
-    teacher={{_base_.teacher}},
-    losses={{_base_.dist.losses}})
+model = _base_.pop('dist')

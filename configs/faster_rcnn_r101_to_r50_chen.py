@@ -1,7 +1,4 @@
 # The full recipe of Chen et al., NeurIPS 2017 (see _base_/methods/chen.py):
 # Faster R-CNN R101-FPN teacher -> R50-FPN student, COCO, 1x schedule.
 _base_ = ['./faster_rcnn_r101_to_r50_hint.py', './_base_/methods/chen.py']
-model = dict(
-    student={{_base_.chen.student}},
-    pairings={{_base_.chen.pairings}},
-    losses={{_base_.chen.losses}})
+model = _base_.pop('chen')  # merged into the hint config's distiller

@@ -3,10 +3,6 @@
 # the official gradient clipping (fgd_faster_rcnn_r101_fpn_2x_distill_faster
 # _rcnn_r50_fpn_2x_coco.py).
 _base_ = ['./_base_/faster_rcnn_r101_to_r50_2x.py', './_base_/methods/fgd.py']
-model = dict(
-    _delete_=True,
-    type='mmkd.SingleTeacherDistiller',
-    student={{_base_.model}},
-    teacher={{_base_.teacher}},
-    losses={{_base_.fgd_two_stage.losses}})
+model = _base_.pop('fgd_two_stage')
+_base_.pop('fgd')  # the one-stage recipe
 optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))

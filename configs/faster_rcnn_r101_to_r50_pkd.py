@@ -2,9 +2,4 @@
 # teacher -> R50-FPN student, COCO, 2x schedule, as PKD's official config in
 # mmrazor, which reports 38.4 -> 40.3 box mAP.
 _base_ = ['./_base_/faster_rcnn_r101_to_r50_2x.py', './_base_/methods/pkd.py']
-model = dict(
-    _delete_=True,
-    type='mmkd.SingleTeacherDistiller',
-    student={{_base_.model}},
-    teacher={{_base_.teacher}},
-    losses={{_base_.pkd.losses}})
+model = _base_.pop('pkd')

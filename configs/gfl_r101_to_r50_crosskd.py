@@ -2,10 +2,4 @@
 # GFL R50-FPN student, COCO, 1x schedule (lr 0.01, as the official config).
 # The CrossKD paper reports 40.2 -> 43.7 mAP for this pair.
 _base_ = ['./_base_/gfl_r101_to_r50.py', './_base_/methods/crosskd.py']
-model = dict(
-    _delete_=True,
-    type='mmkd.SingleTeacherDistiller',
-    student={{_base_.model}},
-    teacher={{_base_.teacher}},
-    pairings={{_base_.crosskd.pairings}},
-    losses={{_base_.crosskd.losses}})
+model = _base_.pop('crosskd')

@@ -4,10 +4,6 @@
 # .py; the official student's neck and head start from the teacher's, which
 # mmkd does not do).
 _base_ = ['./_base_/gfl_r101_to_r50.py', './_base_/methods/fgd.py']
-model = dict(
-    _delete_=True,
-    type='mmkd.SingleTeacherDistiller',
-    student={{_base_.model}},
-    teacher={{_base_.teacher}},
-    losses={{_base_.fgd.losses}})
+model = _base_.pop('fgd')
+_base_.pop('fgd_two_stage')  # the two-stage recipe
 optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))

@@ -1,10 +1,6 @@
 # Hint imitation with a 1x1 adapter on the pyramid-pooling output:
 # PSPNet R101-D8 teacher -> R18-D8 student, Cityscapes 512x1024, 80k iters.
 _base_ = ['./_base_/pspnet_r101_to_r18.py', './_base_/methods/hint.py']
-model = dict(
-    _delete_=True,
-    type='mmkd.SingleTeacherDistiller',
-    student={{_base_.model}},
-    teacher={{_base_.teacher}},
-    # 128 student channels -> 512 teacher channels through the adapter
-    losses={{_base_.decode_hint.losses}})
+# 128 student channels -> 512 teacher channels through the adapter
+model = _base_.pop('decode_hint')
+_base_.pop('hint')  # the FPN hint, for detectors

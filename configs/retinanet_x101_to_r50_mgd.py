@@ -7,14 +7,18 @@ _base_ = [
     'mmdet::retinanet/retinanet_r50_fpn_2x_coco.py',
     './_base_/distill_runtime.py', './_base_/methods/mgd.py'
 ]
-teacher_ckpt = 'https://download.openmmlab.com/mmdetection/v2.0/retinanet/retinanet_x101_64x4d_fpn_mstrain_3x_coco/retinanet_x101_64x4d_fpn_mstrain_3x_coco_20210719_051838-022c2187.pth'  # noqa
+# the distiller of the student (the first base's model), the teacher and MGD
 model = dict(
     _delete_=True,
     type='mmkd.SingleTeacherDistiller',
-    student={{_base_.model}},
+    student=_base_.model,
     teacher=dict(
-        config='mmdet::retinanet/retinanet_x101-64x4d_fpn_ms-640-800-3x_coco.py',
-        checkpoint=teacher_ckpt),
-    losses={{_base_.mgd.losses}})
+        config='mmdet::retinanet/'
+        'retinanet_x101-64x4d_fpn_ms-640-800-3x_coco.py',
+        checkpoint='https://download.openmmlab.com/mmdetection/v2.0/'
+        'retinanet/retinanet_x101_64x4d_fpn_mstrain_3x_coco/retinanet_x101_'
+        '64x4d_fpn_mstrain_3x_coco_20210719_051838-022c2187.pth'),
+    **_base_.pop('mgd'))
+_base_.pop('mgd_seg')  # the backbone recipe, for segmentors
 # as the official config: gradient clipping
 optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))

@@ -54,5 +54,5 @@ def test_demo_pairs_point_at_the_teacher_their_config_writes():
         iters = Config.fromfile(osp.join(REPO, 'configs', 'demo',
                                          teacher)).train_cfg.max_iters
         stem = osp.splitext(teacher)[0]
-        assert cfg.teacher.checkpoint == \
+        assert cfg.model.teacher.checkpoint == \
             f'work_dirs/{stem}/iter_{iters}.pth'

@@ -4,9 +4,15 @@ _base_ = [
     'mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py',
     './distill_runtime.py'
 ]
-teacher = dict(
-    config='mmseg::deeplabv3/'
-    'deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py',
-    checkpoint='https://download.openmmlab.com/mmsegmentation/v0.5/'
-    'deeplabv3/deeplabv3_r101-d8_512x1024_80k_cityscapes/deeplabv3_r101-'
-    'd8_512x1024_80k_cityscapes_20200606_113503-9e428899.pth')
+# the distiller of the student (the first base's model) and the teacher; a
+# leaf merges its method in: model = _base_.pop('<method>')
+model = dict(
+    _delete_=True,
+    type='mmkd.SingleTeacherDistiller',
+    student=_base_.model,
+    teacher=dict(
+        config='mmseg::deeplabv3/'
+        'deeplabv3_r101-d8_4xb2-80k_cityscapes-512x1024.py',
+        checkpoint='https://download.openmmlab.com/mmsegmentation/v0.5/'
+        'deeplabv3/deeplabv3_r101-d8_512x1024_80k_cityscapes/deeplabv3_r101-'
+        'd8_512x1024_80k_cityscapes_20200606_113503-9e428899.pth'))

@@ -3,7 +3,4 @@
 _base_ = [
     './faster_rcnn_r34_to_r18_digits_hint.py', '../_base_/methods/chen.py'
 ]
-model = dict(
-    student={{_base_.chen.student}},
-    pairings={{_base_.chen.pairings}},
-    losses={{_base_.chen.losses}})
+model = _base_.pop('chen')  # merged into the hint config's distiller

@@ -2,4 +2,4 @@
 _base_ = [
     './faster_rcnn_r34_to_r18_digits_nd.py', '../_base_/methods/tekap.py'
 ]
-model = dict(losses={{_base_.kdpp_tekap.losses}})
+model = _base_.pop('kdpp_tekap')  # merged into the KD++ config's distiller

@@ -2,9 +2,4 @@
 _base_ = [
     './_base_/faster_rcnn_r34_to_r18_digits.py', '../_base_/methods/pkd.py'
 ]
-model = dict(
-    _delete_=True,
-    type='mmkd.SingleTeacherDistiller',
-    student={{_base_.model}},
-    teacher={{_base_.teacher}},
-    losses={{_base_.pkd.losses}})
+model = _base_.pop('pkd')

@@ -4,11 +4,5 @@
 _base_ = [
     './_base_/gfl_r34_to_r18_digits.py', '../_base_/methods/crosskd.py'
 ]
-model = dict(
-    _delete_=True,
-    type='mmkd.SingleTeacherDistiller',
-    student={{_base_.model}},
-    teacher={{_base_.teacher}},
-    pairings=dict(
-        cross=dict(_base_.crosskd.pairings.cross, reused_teacher_head_idx=1)),
-    losses={{_base_.crosskd.losses}})
+model = _base_.pop('crosskd')
+model.pairings.cross.reused_teacher_head_idx = 1

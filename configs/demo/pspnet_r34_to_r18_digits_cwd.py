@@ -1,10 +1,7 @@
-# Channel-wise distillation on the logits (configs/_base_/methods/cwd.py) on the PSPNet pair.
+# Channel-wise distillation on the logits (configs/_base_/methods/cwd.py) on
+# the PSPNet pair.
 _base_ = [
     './_base_/pspnet_r34_to_r18_digits.py', '../_base_/methods/cwd.py'
 ]
-model = dict(
-    _delete_=True,
-    type='mmkd.SingleTeacherDistiller',
-    student={{_base_.model}},
-    teacher={{_base_.teacher}},
-    losses={{_base_.cwd_logits.losses}})
+model = _base_.pop('cwd_logits')
+_base_.pop('cwd')  # the FPN recipe, for detectors

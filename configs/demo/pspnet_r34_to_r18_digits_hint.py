@@ -3,9 +3,5 @@
 _base_ = [
     './_base_/pspnet_r34_to_r18_digits.py', '../_base_/methods/hint.py'
 ]
-model = dict(
-    _delete_=True,
-    type='mmkd.SingleTeacherDistiller',
-    student={{_base_.model}},
-    teacher={{_base_.teacher}},
-    losses={{_base_.decode_hint.losses}})
+model = _base_.pop('decode_hint')
+_base_.pop('hint')  # the FPN hint, for detectors

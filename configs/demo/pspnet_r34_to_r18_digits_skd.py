@@ -2,26 +2,17 @@
 _base_ = [
     './_base_/pspnet_r34_to_r18_digits.py', '../_base_/methods/skd.py'
 ]
-model = dict(
-    _delete_=True,
-    type='mmkd.StructuredDistiller',
-    student={{_base_.model}},
-    teacher={{_base_.teacher}},
-    losses={{_base_.skd.losses}},
-    critic={{_base_.skd.critic}},
-    critic_steps={{_base_.skd.critic_steps}},
-    gp_weight={{_base_.skd.gp_weight}},
-    critic_loss_weight={{_base_.skd.critic_loss_weight}})
+model = _base_.pop('skd')
 optim_wrapper = dict(
     _delete_=True,
     constructor='mmkd.DistillerOptimWrapperConstructor',
-    student={{_base_.optim_wrapper}},
-    critic={{_base_.skd.critic_optim_wrapper}})
+    student=_base_.optim_wrapper,
+    critic=_base_.pop('skd_critic_optim_wrapper'))
 # the student keeps its schedule; the critic's lr decays to 0 over the run
 param_scheduler = dict(
     _delete_=True,
-    student={{_base_.param_scheduler}},
+    student=_base_.param_scheduler,
     critic=[
         dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0,
-             end={{_base_.train_cfg.max_iters}}, by_epoch=False)
+             end=_base_.train_cfg.max_iters, by_epoch=False)
     ])

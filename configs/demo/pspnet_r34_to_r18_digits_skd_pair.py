@@ -3,9 +3,8 @@
 _base_ = [
     './_base_/pspnet_r34_to_r18_digits.py', '../_base_/methods/skd.py'
 ]
+# the pair term of skd.py, without its critic
 model = dict(
-    _delete_=True,
     type='mmkd.StructuredDistiller',
-    student={{_base_.model}},
-    teacher={{_base_.teacher}},
-    losses=dict(pair={{_base_.skd.losses.pair}}))
+    losses=dict(pair=_base_.pop('skd').losses.pair))
+_base_.pop('skd_critic_optim_wrapper')  # no critic to optimize

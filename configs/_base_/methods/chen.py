@@ -2,9 +2,10 @@
 # weighted soft-label KD (mu 0.5, background weight 1.5) and teacher-bounded
 # regression (nu 0.5, margin 0; normalised like the student's box loss it is
 # added to, paper Eq. 1), at the R-CNN on the student's sampled RoIs
-# and at the RPN on the student's sampled anchors. Leaves merge `student`
+# and at the RPN on the student's sampled anchors. Leaves merge the block
+# into the hint's distiller (model = _base_.pop('chen')): `student`
 # (L_cls = mu * CE + (1 - mu) * L_soft: the student's own CE gets mu) into
-# the student and add `pairings` and `losses` to the hint.
+# the student, `pairings` and `losses` beside the hint's.
 chen = dict(
     student=dict(
         rpn_head=dict(loss_cls=dict(loss_weight=0.5)),

@@ -8,5 +8,6 @@ hint = dict(
 # output), adapted to the teacher's channels when they differ.
 decode_hint = dict(
     losses=dict(
-        hint=dict(type='mmkd.FeatureHintLoss', student='decode_head.bottleneck',
+        hint=dict(type='mmkd.FeatureHintLoss',
+                  student='decode_head.bottleneck',
                   teacher='decode_head.bottleneck', loss_weight=0.5)))

@@ -14,12 +14,12 @@ kdpp = dict(
         nd=dict(type='mmkd.NDLoss', student='roi.emb', teacher='roi.emb',
                 loss_weight=1.0,
                 inputs=dict(labels='roi.labels',
-                            centers='const.roi_centers'))),
-    # only the method's own hook: leaves add it to distill_runtime.py's
-    # (custom_hooks = _base_.custom_hooks + _base_.kdpp.hooks).
-    # running: cumulative class means over every training step's proposals,
-    # as the official code estimates them
-    hooks=[
-        dict(type='mmkd.TeacherCentroidHook', name='roi_centers',
-             num_iters=1000, running=True),
-    ])
+                            centers='const.roi_centers'))))
+# Only the method's own hook: leaves add it to distill_runtime.py's
+# (custom_hooks = _base_.custom_hooks + _base_.pop('kdpp_hooks')).
+# running: cumulative class means over every training step's proposals,
+# as the official code estimates them
+kdpp_hooks = [
+    dict(type='mmkd.TeacherCentroidHook', name='roi_centers', num_iters=1000,
+         running=True),
+]

@@ -3,6 +3,7 @@
 # (irfanICMLL/structure_knowledge_distillation, run_train_val.sh).
 # The critic's num_classes is taken from the student's logits.
 skd = dict(
+    type='mmkd.StructuredDistiller',
     losses=dict(
         # lambda_pi 10 on the official sum over the 8 images of one GPU:
         # 10 x 8 on the per-pixel mean, for any split of 8 images
@@ -27,10 +28,12 @@ skd = dict(
                 base_channels=64),
     critic_steps=1,
     gp_weight=10.0,
-    critic_loss_weight=0.1,
-    critic_optim_wrapper=dict(
-        type='OptimWrapper',
-        optimizer=dict(type='SGD', lr=4e-4, momentum=0.9,
-                       weight_decay=5e-4)))
-# A leaf config also gives the critic its own poly decay to 0 (power 0.9)
-# over the run: param_scheduler = dict(student=[...], critic=[PolyLR]).
+    critic_loss_weight=0.1)
+# The critic's own optimizer, beside the student's: a leaf config sets
+# optim_wrapper = dict(student=_base_.optim_wrapper,
+#                      critic=_base_.pop('skd_critic_optim_wrapper'))
+# and gives the critic its own poly decay to 0 (power 0.9) over the run:
+# param_scheduler = dict(student=[...], critic=[PolyLR]).
+skd_critic_optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='SGD', lr=4e-4, momentum=0.9, weight_decay=5e-4))

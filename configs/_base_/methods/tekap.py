@@ -2,7 +2,8 @@
 # teacher views (alpha 0.1, sigma 1, weight 0.8 each) and a hint on the FPN
 # sees one feature view (alpha 0.1, sigma 0.1), rescaled to the teacher's
 # norm as CRD's L2-normalised view is (see mmkd.TeKAP, keep_norm). Leaves
-# merge `losses` into KD++'s.
+# merge it into KD++'s distiller (model = _base_.pop('kdpp_tekap')): `kd` is
+# replaced, `hint` added.
 kdpp_tekap = dict(
     losses=dict(
         kd=dict(_delete_=True, type='mmkd.TeKAP', student='roi.cls',

@@ -2,6 +2,12 @@
 # too) and the R34 teacher, trained first with
 #   python tools/train.py configs/demo/pspnet_r34_digits.py
 _base_ = ['../pspnet_r18_digits.py', '../../_base_/distill_runtime.py']
-teacher = dict(
-    config='{{fileDirname}}/../pspnet_r34_digits.py',
-    checkpoint='work_dirs/pspnet_r34_digits/iter_400.pth')
+# the distiller of the student (the first base's model) and the teacher; a
+# leaf merges its method in: model = _base_.pop('<method>')
+model = dict(
+    _delete_=True,
+    type='mmkd.SingleTeacherDistiller',
+    student=_base_.model,
+    teacher=dict(
+        config='{{fileDirname}}/../pspnet_r34_digits.py',
+        checkpoint='work_dirs/pspnet_r34_digits/iter_400.pth'))
