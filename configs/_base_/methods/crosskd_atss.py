@@ -8,21 +8,12 @@
 # positives, its centerness (sigmoid cross-entropy towards the teacher's
 # sigmoid: the official CrossEntropyLoss(use_sigmoid=True)); all 1.0 and
 # divided by the student's positives.
-crosskd_atss = dict(
-    pairings=dict(
-        cross=dict(type='mmkd.CrossKDATSSPairing',
-                   reused_teacher_head_idx=3)),
-    losses=dict(
-        cls_kd=dict(type='mmkd.KDQualityFocalLoss', student='cross.cls',
-                    teacher='cross.cls', beta=1.0, loss_weight=1.0,
-                    inputs=dict(weight='cross.cls_weights',
-                                avg_factor='cross.avg_factor')),
-        bbox_kd=dict(type='mmdet.GIoULoss', student='cross.boxes',
-                     teacher='cross.boxes', loss_weight=1.0,
-                     inputs=dict(weight='cross.box_weights',
-                                 avg_factor='cross.avg_factor')),
-        center_kd=dict(type='mmkd.SigmoidSoftCELoss',
-                       student='cross.centerness',
-                       teacher='cross.centerness', temperature=1.0,
-                       loss_weight=1.0,
-                       inputs=dict(avg_factor='cross.avg_factor'))))
+# The RetinaNet recipe (crosskd_retinanet.py) on the ATSS pairing, plus the
+# centerness term.
+_base_ = ['./crosskd_retinanet.py']
+crosskd_atss = _base_.pop('crosskd_retinanet')
+crosskd_atss.pairings.cross.type = 'mmkd.CrossKDATSSPairing'
+crosskd_atss.losses.center_kd = dict(
+    type='mmkd.SigmoidSoftCELoss', student='cross.centerness',
+    teacher='cross.centerness', temperature=1.0, loss_weight=1.0,
+    inputs=dict(avg_factor='cross.avg_factor'))
