@@ -3,6 +3,8 @@
 CONFIG may be a distillation config (with a distiller checkpoint from
 training, or an exported student checkpoint) or the student's own config:
 either way only the student is built and evaluated; no teacher is loaded.
+An SFTN config (``mmkd.SFTNTeacher``) with a checkpoint of its training
+tests the teacher it trains.
 """
 import argparse
 import os
@@ -71,7 +73,8 @@ def main():
         os.makedirs(cfg.work_dir, exist_ok=True)
         checkpoint = export_student(
             ckpt, osp.join(cfg.work_dir, 'student_for_test.pth'))
-    if 'student' in cfg.model:  # a distillation config: test the student
+    sftn = str(cfg.model.get('type', '')).endswith('SFTNTeacher')
+    if 'student' in cfg.model and not sftn:  # a distiller: test the student
         cfg = student_config(cfg)
     cfg.load_from = checkpoint
 

@@ -21,17 +21,14 @@ def student_state_dict(state_dict: dict, prefix: str = 'student.') -> dict:
     }
 
 
-def student_config(cfg: Config) -> Config:
-    """The training config with the distiller replaced by its student.
+def plain_config(cfg: Config, model: dict) -> Config:
+    """The training config with ``model`` as its model.
 
-    mmkd's hooks and imports are dropped, so the result builds and runs with
-    plain mmdet/mmseg.
+    mmkd's hooks and imports, ``resume`` and ``load_from`` are dropped, so
+    the result builds and runs with plain mmdet/mmseg.
     """
     cfg = copy.deepcopy(cfg)
-    student = cfg.model.student
-    if isinstance(student, str):
-        student = Config.fromfile(student).model
-    cfg.model = student
+    cfg.model = copy.deepcopy(model)
     cfg.custom_hooks = [
         h for h in cfg.get('custom_hooks', []) or []
         if not str(h.get('type', '')).startswith('mmkd.')
@@ -50,16 +47,79 @@ def student_config(cfg: Config) -> Config:
     return cfg
 
 
+def student_config(cfg: Config) -> Config:
+    """The training config with the distiller replaced by its student.
+
+    mmkd's hooks and imports are dropped, so the result builds and runs with
+    plain mmdet/mmseg.
+    """
+    student = cfg.model.student
+    if isinstance(student, str):
+        student = Config.fromfile(student).model
+    return plain_config(cfg, student)
+
+
+def export_weights(checkpoint: Union[str, dict],
+                   out: str,
+                   prefix: str,
+                   config: Optional[Config] = None,
+                   model: Optional[nn.Module] = None,
+                   kind: str = 'a distiller checkpoint',
+                   what: str = 'the student of the config') -> str:
+    """Write the weights under ``prefix`` of a training checkpoint as a
+    plain checkpoint, and ``config`` beside it as ``<out stem>_config.py``.
+
+    The file holds ``state_dict`` and ``meta`` (``dataset_meta`` and
+    versions) in plain types only, so torch's safe ``weights_only`` loading
+    and ``init_detector``/``init_model`` take it without importing mmkd.
+
+    Args:
+        checkpoint (str | dict): A training checkpoint or its path.
+        out (str): Path of the ``.pth`` file to write.
+        prefix (str): The part's prefix in the training state dict, e.g.
+            'student.'.
+        config (Config, optional): The part's plain config (see
+            :func:`plain_config`). Defaults to None.
+        model (nn.Module, optional): The part built from its config; when
+            given, the weights must fit it key for key and shape for shape,
+            or nothing is written. Defaults to None.
+        kind (str): What the checkpoint should be, for errors. Defaults to
+            'a distiller checkpoint'.
+        what (str): What ``model`` is, for errors. Defaults to 'the student
+            of the config'.
+
+    Returns:
+        str: ``out``.
+    """
+    source = checkpoint if isinstance(checkpoint, str) else 'the checkpoint'
+    if isinstance(checkpoint, str):
+        checkpoint = load_checkpoint_file(checkpoint)
+    state = student_state_dict(checkpoint.get('state_dict', checkpoint),
+                               prefix)
+    if not state:
+        raise KeyError(f'the checkpoint has no {prefix}* weights: is it '
+                       f'{kind}?')
+    if model is not None:
+        check_fit(model, state, source, what, True,
+                  'export with the config it was trained with')
+    old_meta = checkpoint.get('meta') or {}
+    meta = dict(mmkd_version=__version__)
+    for key in ('dataset_meta', 'epoch', 'iter', 'seed'):
+        if key in old_meta:
+            meta[key] = old_meta[key]
+    save_atomically(dict(state_dict=state, meta=meta), out)
+    if config is not None:
+        config.dump(osp.splitext(out)[0] + '_config.py')
+    return out
+
+
 def export_student(checkpoint: Union[str, dict],
                    out: str,
                    cfg: Optional[Config] = None,
                    model: Optional[nn.Module] = None) -> str:
     """Write a student-only checkpoint (and its config) from a distiller's.
 
-    The file holds ``state_dict`` (student weights) and ``meta``
-    (``dataset_meta`` and versions) in plain types only, so torch's safe
-    ``weights_only`` loading and ``init_detector``/``init_model`` take it
-    without importing mmkd.
+    See :func:`export_weights`.
 
     Args:
         checkpoint (str | dict): A distiller checkpoint or its path.
@@ -74,22 +134,7 @@ def export_student(checkpoint: Union[str, dict],
     Returns:
         str: ``out``.
     """
-    source = checkpoint if isinstance(checkpoint, str) else 'the checkpoint'
-    if isinstance(checkpoint, str):
-        checkpoint = load_checkpoint_file(checkpoint)
-    state = student_state_dict(checkpoint.get('state_dict', checkpoint))
-    if not state:
-        raise KeyError('the checkpoint has no student.* weights: is it a '
-                       'distiller checkpoint?')
-    if model is not None:
-        check_fit(model, state, source, 'the student of the config', True,
-                  'export with the config it was trained with')
-    old_meta = checkpoint.get('meta') or {}
-    meta = dict(mmkd_version=__version__)
-    for key in ('dataset_meta', 'epoch', 'iter', 'seed'):
-        if key in old_meta:
-            meta[key] = old_meta[key]
-    save_atomically(dict(state_dict=state, meta=meta), out)
+    config = None
     if cfg is not None and cfg.get('model') is not None:
-        student_config(cfg).dump(osp.splitext(out)[0] + '_config.py')
-    return out
+        config = student_config(cfg)
+    return export_weights(checkpoint, out, 'student.', config, model)

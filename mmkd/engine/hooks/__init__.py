@@ -3,12 +3,13 @@ from .constants import ConstantHook
 from .exact_resume import ExactResumeHook
 from .finite_loss import FiniteLossHook
 from .loss_weight_schedule import DistillLossWeightHook
+from .sftn_teacher_export import SFTNTeacherExportHook
 from .student_export import StudentExportHook
 from .teacher_centroids import TeacherCentroidHook
 from .teacher_check import TeacherCheckHook
 
 __all__ = [
     'AtomicCheckpointHook', 'ConstantHook', 'DistillLossWeightHook',
-    'ExactResumeHook', 'FiniteLossHook', 'StudentExportHook',
-    'TeacherCentroidHook', 'TeacherCheckHook'
+    'ExactResumeHook', 'FiniteLossHook', 'SFTNTeacherExportHook',
+    'StudentExportHook', 'TeacherCentroidHook', 'TeacherCheckHook'
 ]

@@ -29,11 +29,15 @@ class StudentExportHook(Hook):
     """
 
     priority = 'VERY_LOW'
+    #: the function that writes the part and its config
+    export = staticmethod(export_student)
+    #: what the log calls the part
+    part = 'Student'
 
     def __init__(self, filename: str = 'student.pth') -> None:
         if not filename.endswith('.pth'):
-            raise ValueError(f'StudentExportHook.filename={filename!r} must '
-                             "end with '.pth'")
+            raise ValueError(f'{type(self).__name__}.filename={filename!r} '
+                             "must end with '.pth'")
         self.filename = filename
 
     @master_only
@@ -45,6 +49,6 @@ class StudentExportHook(Hook):
         if hasattr(dataset, 'metainfo'):
             meta['dataset_meta'] = dataset.metainfo
         out = osp.join(runner.work_dir, self.filename)
-        export_student(
+        self.export(
             dict(state_dict=model.state_dict(), meta=meta), out, runner.cfg)
-        runner.logger.info(f'Student exported to {out}')
+        runner.logger.info(f'{self.part} exported to {out}')
