@@ -190,8 +190,9 @@ class SingleTeacherDistiller(BaseModel):
         losses all weigh 0 then trains the student that plain training
         does, and a method's gain over the baseline is not a different
         initialisation's."""
-        if not getattr(self.student, 'is_init', False):
-            self.student.init_weights()
+        student = bare(self.student)  # DDP-wrapped with separate_ddp
+        if not getattr(student, 'is_init', False):
+            student.init_weights()
         with rng_kept():
             super().init_weights()
 
