@@ -2,12 +2,13 @@
 from typing import Dict, List, Optional, Union
 
 import torch
-from mmengine.model import BaseModel, is_model_wrapper
+from mmengine.model import is_model_wrapper
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from mmkd.utils import rng_kept
 from ..adapters import AdapterDict, ConvAdapter, resize_like
+from ..base import WrapperModel
 from ..losses.utils import TeacherWidth
 from ..pairings.base import BasePairing
 from .builder import build_model, build_teacher, input_converter
@@ -67,7 +68,7 @@ def probe_data_samples(model: nn.Module, size: int) -> list:
 
 
 @MODELS.register_module()
-class SingleTeacherDistiller(BaseModel):
+class SingleTeacherDistiller(WrapperModel):
     """Train an mmdet detector or mmseg segmentor with one frozen teacher.
 
     The teacher is built from its own config and checkpoint, frozen, kept in
@@ -343,20 +344,6 @@ class SingleTeacherDistiller(BaseModel):
             except TapsComplete:
                 pass
             return self.teacher_taps.collect()
-
-    def forward(self,
-                inputs: Tensor,
-                data_samples: Optional[list] = None,
-                mode: str = 'tensor'):
-        """mmengine's entry point: 'loss', 'predict' or 'tensor'."""
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self._forward(inputs, data_samples)
-        raise RuntimeError(f"invalid mode {mode!r}; valid modes are 'loss', "
-                           "'predict' and 'tensor'")
 
     def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
         """The student's own losses plus ``distill.<name>`` for each loss."""

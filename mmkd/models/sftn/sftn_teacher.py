@@ -3,11 +3,11 @@ import math
 from typing import Dict, Optional, Sequence, Union
 
 import torch.nn.functional as F
-from mmengine.model import BaseModel
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from mmkd.utils import rng_kept
+from ..base import WrapperModel
 from ..distillers.builder import build_model
 from ..distillers.taps import TapRecorder
 from ..losses.utils import check_temperature
@@ -38,7 +38,7 @@ def weighted(losses: Dict[str, Tensor], weight: float) -> Dict[str, Tensor]:
 
 
 @MODELS.register_module()
-class SFTNTeacher(BaseModel):
+class SFTNTeacher(WrapperModel):
     """Train a teacher segmentor jointly with student branches (SFTN).
 
     `Learning Student-Friendly Teacher Networks for Knowledge Distillation
@@ -218,20 +218,6 @@ class SFTNTeacher(BaseModel):
                     if isinstance(module, nn.modules.batchnorm._BatchNorm):
                         module.eval()
         return self
-
-    def forward(self,
-                inputs: Tensor,
-                data_samples: Optional[list] = None,
-                mode: str = 'tensor'):
-        """mmengine's entry point: 'loss', 'predict' or 'tensor'."""
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self._forward(inputs, data_samples)
-        raise RuntimeError(f"invalid mode {mode!r}; valid modes are 'loss', "
-                           "'predict' and 'tensor'")
 
     def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
         """The teacher's weighted task losses, and each branch's task
