@@ -1,3 +1,3 @@
-from .conv_adapter import AdapterDict, ConvAdapter, resize_like
+from .conv_adapter import AdapterDict, ConvAdapter, channel_dim, resize_like
 
-__all__ = ['AdapterDict', 'ConvAdapter', 'resize_like']
+__all__ = ['AdapterDict', 'ConvAdapter', 'channel_dim', 'resize_like']

@@ -15,8 +15,10 @@ class ConvAdapter(nn.Module):
     Knowledge Distillation <https://papers.nips.cc/paper/6676>`_ (Chen et
     al., NeurIPS 2017): it lets a thinner student's features be compared with
     the teacher's, and Chen et al. use it even when the channels match. On
-    ``(N, D)`` inputs (RoI embeddings) it acts as a linear layer. Outputs
-    whose spatial size differs from the teacher's are resized bilinearly.
+    ``(N, D)`` inputs (RoI embeddings) and ``(B, L, C)`` token sequences
+    (transformer layers, channels last) it acts as a linear layer on the
+    channels, as MobileBERT's feature-map transfer maps widths. Outputs whose
+    spatial size differs from the teacher's are resized bilinearly.
 
     Args:
         in_channels (Sequence[int]): Student channels, one per level.
@@ -28,6 +30,8 @@ class ConvAdapter(nn.Module):
         >>> out = adapter([torch.rand(2, 8, 4, 4), torch.rand(2, 8, 2, 2)])
         >>> [tuple(o.shape) for o in out]
         [(2, 16, 4, 4), (2, 16, 2, 2)]
+        >>> tuple(ConvAdapter([8], [16])([torch.rand(2, 5, 8)])[0].shape)
+        (2, 5, 16)
     """
 
     def __init__(self, in_channels: Sequence[int],
@@ -42,14 +46,27 @@ class ConvAdapter(nn.Module):
             for c_in, c_out in zip(in_channels, out_channels))
 
     def forward(self, feats: Sequence[Tensor]) -> List[Tensor]:
-        """Adapt each level; ``(N, D)`` levels stay ``(N, D')``."""
+        """Adapt each level; ``(N, D)`` levels stay ``(N, D')``, ``(B, L,
+        C)`` token levels ``(B, L, C')``."""
         outs = []
         for conv, feat in zip(self.convs, feats):
-            if feat.dim() == 2:
+            if feat.dim() in (2, 3):
                 outs.append(F.linear(feat, conv.weight.flatten(1), conv.bias))
             else:
                 outs.append(conv(feat))
         return outs
+
+
+def channel_dim(feat: Tensor) -> int:
+    """The channel dimension of a tapped tensor: the last of a ``(B, L, C)``
+    token sequence, else dim 1 (``(N, C, H, W)`` maps, ``(N, D)`` rows).
+
+    Example:
+        >>> import torch
+        >>> channel_dim(torch.rand(2, 49, 96)), channel_dim(torch.rand(2, 8))
+        (2, 1)
+    """
+    return 2 if feat.dim() == 3 else 1
 
 
 def resize_like(feats: Sequence[Tensor],

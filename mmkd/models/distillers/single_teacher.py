@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from mmkd.utils import rng_kept
-from ..adapters import AdapterDict, ConvAdapter, resize_like
+from ..adapters import AdapterDict, ConvAdapter, channel_dim, resize_like
 from ..base import WrapperModel
 from ..losses.utils import TeacherWidth
 from ..pairings.base import BasePairing
@@ -268,17 +268,18 @@ class SingleTeacherDistiller(WrapperModel):
                     f'model.losses.{name}: student tap {spec.student!r} gives '
                     f'{len(levels_s)} levels, teacher tap {spec.teacher!r} '
                     f'gives {len(levels_t)}; tap outputs with as many levels')
+            loss = _inner(self.distill_losses[name])
+            if hasattr(loss, 'check_shapes'):
+                # losses on fixed-layout tensors (attention maps) check their
+                # own shapes and take no adapter
+                loss.check_shapes([f.shape for f in levels_s],
+                                  [f.shape for f in levels_t],
+                                  f'model.losses.{name}')
+                continue
             for f_s, f_t in zip(levels_s, levels_t):
-                if f_s.shape[2:] != f_t.shape[2:] and (f_s.dim() != 4
-                                                       or f_t.dim() != 4):
-                    raise ValueError(
-                        f'model.losses.{name}: student tap {spec.student!r} '
-                        f'gives {tuple(f_s.shape)} and teacher tap '
-                        f'{spec.teacher!r} gives {tuple(f_t.shape)}; only '
-                        '(N, C, H, W) maps can be resized to one size: tap '
-                        'spatial maps on both sides')
-            channels[name] = ([f.shape[1] for f in levels_s],
-                              [f.shape[1] for f in levels_t])
+                self._check_layouts(name, f_s, f_t)
+            channels[name] = ([f.shape[channel_dim(f)] for f in levels_s],
+                              [f.shape[channel_dim(f)] for f in levels_t])
         adapters = AdapterDict()
         for name, (ch_s, ch_t) in channels.items():
             spec = self.loss_specs[name]
@@ -310,6 +311,22 @@ class SingleTeacherDistiller(WrapperModel):
                     '(only losses marked channel_free, like PairWiseKDLoss, '
                     'compare maps of different widths)')
         return adapters
+
+    def _check_layouts(self, name: str, f_s: Tensor, f_t: Tensor) -> None:
+        spec = self.loss_specs[name]
+        if f_s.dim() == 4 and f_t.dim() == 4:
+            return  # maps of other sizes are resized
+        if 3 in (f_s.dim(), f_t.dim()):  # token sequences, channels last
+            bad = f_s.dim() != f_t.dim() or f_s.shape[:2] != f_t.shape[:2]
+        else:
+            bad = f_s.shape[2:] != f_t.shape[2:]
+        if bad:
+            raise ValueError(
+                f'model.losses.{name}: student tap {spec.student!r} gives '
+                f'{tuple(f_s.shape)} and teacher tap {spec.teacher!r} gives '
+                f'{tuple(f_t.shape)}; tensors other than (N, C, H, W) maps '
+                '(which are resized) must agree in all but their channels; '
+                '(B, L, C) token sequences have their channels last')
 
     def _check_distributions(self, name: str, ch_s: list, ch_t: list):
         spec, key = self.loss_specs[name], f'model.losses.{name}'

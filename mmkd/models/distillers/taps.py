@@ -1,13 +1,37 @@
-"""Taps: intermediate outputs recorded by forward hooks on named modules."""
+"""Taps: intermediate outputs recorded by forward hooks on named modules.
+
+A tap names a module by its dotted name (``'backbone.layer3'``). A module
+that returns a tuple can be tapped at one of its outputs with an index
+suffix: ``'backbone.layers.0.1.0.attn.attn[1]'`` records the attention
+weights that ``nn.MultiheadAttention`` returns second.
+"""
 import difflib
+import re
 from contextlib import contextmanager
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import (Any, Dict, Iterable, Iterator, List, Optional, Sequence,
+                    Tuple)
 
 from torch import Tensor, nn
 
 
 class TapsComplete(Exception):
     """Raised inside a forward pass once every tap has what it needs."""
+
+
+_INDEXED = re.compile(r'^(?P<module>.+)\[(?P<index>\d+)\]$')
+
+
+def split_output_index(name: str) -> Tuple[str, Optional[int]]:
+    """``'attn[1]'`` -> ``('attn', 1)``; ``'neck'`` -> ``('neck', None)``.
+
+    Example:
+        >>> split_output_index('backbone.layers.0.1.0.attn.attn[1]')
+        ('backbone.layers.0.1.0.attn.attn', 1)
+    """
+    match = _INDEXED.match(name)
+    if match is None:
+        return name, None
+    return match['module'], int(match['index'])
 
 
 def resolve_modules(model: nn.Module, names: Iterable[str],
@@ -17,12 +41,14 @@ def resolve_modules(model: nn.Module, names: Iterable[str],
     Args:
         model (nn.Module): The model that owns the modules.
         names (Iterable[str]): Dotted names such as ``'neck'`` or
-            ``'backbone.layer3'``.
+            ``'backbone.layer3'``, each optionally with an output index
+            (``'...attn[1]'``).
         key (str): The config key the names come from, for the error.
     """
     modules = dict(model.named_modules())
     found = {}
-    for name in names:
+    for tap in names:
+        name, _ = split_output_index(tap)
         if name not in modules:
             close = difflib.get_close_matches(name, modules, n=5, cutoff=0.5)
             hint = (
@@ -33,7 +59,7 @@ def resolve_modules(model: nn.Module, names: Iterable[str],
             raise KeyError(
                 f'{key}: {type(model).__name__} has no module named '
                 f'{name!r}; {hint}')
-        found[name] = modules[name]
+        found[tap] = modules[name]
     return found
 
 
@@ -61,15 +87,25 @@ class TapRecorder:
         self.stop_early = False
         self.enabled = False
         self._handles = [
-            module.register_forward_hook(self._make_hook(name)) for name,
+            module.register_forward_hook(self._make_hook(name, key)) for name,
             module in resolve_modules(model, self.names, key).items()
         ]
 
-    def _make_hook(self, name: str):
+    def _make_hook(self, name: str, key: str):
+        index = split_output_index(name)[1]
 
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             if not self.enabled:
                 return
+            if index is not None:
+                if not isinstance(output, (tuple, list)) or index >= len(
+                        output):
+                    count = (len(output) if isinstance(output, (tuple, list))
+                             else 'one (not a tuple)')
+                    raise IndexError(
+                        f'{key}: tap {name!r} asks for output {index}, but '
+                        f'{type(module).__name__} returned {count} outputs')
+                output = output[index]
             self.records.setdefault(name, []).append(output)
             if self.stop_early and self._complete():
                 raise TapsComplete
