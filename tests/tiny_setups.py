@@ -179,6 +179,26 @@ randomness = dict(seed=0, deterministic=True)
 """
 
 
+#: a SegFormer (MiT backbone) on the segmentation set: ``base`` is the
+#: embedding width, ``layers`` and ``heads`` the per-stage lists
+MIT_CONFIG = """
+_base_ = 'mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py'
+data_root = '{root}/'
+metainfo = dict(classes={classes}, palette=[[0, 0, 0], [255, 0, 0],
+                                            [0, 255, 0]])
+norm_cfg = dict(type='BN', requires_grad=True)
+crop_size = (64, 64)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(embed_dims={base}, num_layers={layers}, num_heads={heads},
+                  drop_path_rate=0.0, init_cfg=None),
+    decode_head=dict(in_channels=[{base}, {base2}, {base5}, {base8}],
+                     channels={neck}, num_classes=3, norm_cfg=norm_cfg))
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
+""" + SEG_CONFIG[SEG_CONFIG.index('train_pipeline = ['):].replace(
+    "optim_wrapper = dict(optimizer=dict(lr=0.01))\n", '')
+
+
 def write_config(path: str, template: str, root: str, base: int,
                  neck: int, **fields) -> str:
     """Write a tiny config; ``base`` is the ResNet width, ``neck`` the FPN's

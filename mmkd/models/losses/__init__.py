@@ -8,6 +8,7 @@ from .kd_qfl import KDQualityFocalLoss
 from .kl_div import KLDivLoss
 from .ld import LDLoss
 from .mgd import MGDLoss
+from .mobilebert import AttentionTransferLoss, FeatureMapTransferLoss
 from .nd import NDLoss
 from .pair_wise import PairWiseKDLoss
 from .pixel_wise import PixelWiseKDLoss
@@ -26,3 +27,4 @@ __all__ += ['LDLoss']
 __all__ += ['SigmoidSoftCELoss', 'KLDivLoss']
 __all__ += ['ChannelWiseDivergence', 'PKDLoss', 'DISTLoss', 'MGDLoss',
             'FGDLoss', 'KDQualityFocalLoss']
+__all__ += ['FeatureMapTransferLoss', 'AttentionTransferLoss']
