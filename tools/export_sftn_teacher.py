@@ -4,7 +4,8 @@
 
 CONFIG is the SFTN training config (``model.type='mmkd.SFTNTeacher'``),
 CHECKPOINT any checkpoint it saved (``iter_N.pth``). OUT.pth and
-OUT_config.py then load with plain ``mmseg.apis.init_model``, without mmkd,
+OUT_config.py then load with plain ``mmseg.apis.init_model`` (mmdet's
+``init_detector`` for a detector), without mmkd,
 e.g. as the teacher of a distillation. The teacher is built from CONFIG
 first: weights that do not fit it stop the export before anything is
 written.

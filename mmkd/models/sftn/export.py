@@ -1,4 +1,4 @@
-"""The SFTN-trained teacher as a plain mmseg checkpoint and config."""
+"""The SFTN-trained teacher as a plain mmseg/mmdet checkpoint and config."""
 import copy
 from typing import Optional, Union
 
@@ -13,8 +13,8 @@ def sftn_teacher_config(cfg: Config) -> Config:
     """The SFTN training config with the model replaced by its teacher.
 
     mmkd's hooks and imports are dropped, so the result builds and runs with
-    plain mmseg; a top-level ``data_preprocessor`` goes into a teacher model
-    that has none, as mmengine's Runner does when training.
+    plain mmseg or mmdet; a top-level ``data_preprocessor`` goes into a
+    teacher model that has none, as mmengine's Runner does when training.
     """
     model, _ = load_model_config(cfg.model.teacher, 'model.teacher')
     model = copy.deepcopy(model)
@@ -29,8 +29,8 @@ def export_sftn_teacher(checkpoint: Union[str, dict],
                         model: Optional[nn.Module] = None) -> str:
     """Write the teacher of an SFTN checkpoint (no branches) and its config.
 
-    ``init_model`` of plain mmseg loads ``out`` and ``<out stem>_config.py``
-    without mmkd.
+    ``init_model`` of plain mmseg (``init_detector`` of mmdet) loads ``out``
+    and ``<out stem>_config.py`` without mmkd.
 
     Args:
         checkpoint (str | dict): An :class:`SFTNTeacher` checkpoint or its

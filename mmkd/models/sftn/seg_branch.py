@@ -16,9 +16,9 @@ def check_segmentor(model: nn.Module, key: str) -> None:
     its ``forward`` then ``loss_by_feat`` (so SFTN can keep the logits)."""
     if not isinstance(model, EncoderDecoder):
         raise NotImplementedError(
-            f'{key}: SFTN is implemented for mmseg EncoderDecoder segmentors '
-            f'(e.g. PSPNet, DeepLabV3, FCN), got {type(model).__name__}; '
-            'dense detectors are not implemented yet')
+            f'{key}: the teacher is an mmseg segmentor, so the student must '
+            'be an EncoderDecoder segmentor too (e.g. PSPNet, DeepLabV3, '
+            f'FCN), got {type(model).__name__}')
     head = model.decode_head
     if not isinstance(head, BaseDecodeHead) or \
             type(head).loss is not BaseDecodeHead.loss:

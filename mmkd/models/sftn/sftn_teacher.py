@@ -3,6 +3,7 @@ import math
 from typing import Dict, Optional, Sequence, Union
 
 import torch.nn.functional as F
+from mmseg.models.segmentors import EncoderDecoder
 from torch import Tensor, nn
 
 from mmkd.registry import MODELS
@@ -11,6 +12,9 @@ from ..base import WrapperModel
 from ..distillers.builder import build_model
 from ..distillers.taps import TapRecorder
 from ..losses.utils import check_temperature
+from .det_branch import (DetectorBranch, check_dense_detector,
+                         check_det_student, dense_branch_kl, detector_loss,
+                         neck_stages)
 from .kl import student_branch_kl
 from .seg_branch import (SegmentorBranch, check_decode_head_reach,
                          check_segmentor, check_student, labelled_pixels,
@@ -33,13 +37,21 @@ def check_weight(value, name: str) -> float:
 
 
 def weighted(losses: Dict[str, Tensor], weight: float) -> Dict[str, Tensor]:
-    """Every loss term (a key with 'loss') times ``weight``; metrics kept."""
-    return {k: v * weight if 'loss' in k else v for k, v in losses.items()}
+    """Every loss term (a key with 'loss') times ``weight``, per-level lists
+    (mmdet's) item by item; metrics kept."""
+
+    def times(value):
+        if isinstance(value, (list, tuple)):
+            return type(value)(v * weight for v in value)
+        return value * weight
+
+    return {k: times(v) if 'loss' in k else v for k, v in losses.items()}
 
 
 @MODELS.register_module()
 class SFTNTeacher(WrapperModel):
-    """Train a teacher segmentor jointly with student branches (SFTN).
+    """Train a teacher segmentor or dense detector jointly with student
+    branches (SFTN).
 
     `Learning Student-Friendly Teacher Networks for Knowledge Distillation
     <https://arxiv.org/abs/2102.07650>`_ (Park et al., NeurIPS 2021). After
@@ -63,6 +75,17 @@ class SFTNTeacher(WrapperModel):
     teacher alone; export it with :class:`SFTNTeacherExportHook` or
     ``tools/export_sftn_teacher.py``.
 
+    Dense detectors (mmdet single-stage: GFL, RetinaNet, FCOS, ATSS; the
+    paper has classifiers only): a branch (:class:`DetectorBranch`) runs
+    the student's later stages, then copies of its neck and head, whose
+    losses come under ``branch<i>.loss_*`` with mmdet's keys. The neck also
+    reads stages before ``i`` (an FPN's lower levels), where a branch has no
+    student stage: each such teacher stage gets its own ``T``. The KL
+    (:func:`dense_branch_kl`) is taken at every anchor point of every
+    level: the Bernoulli KL of each class's sigmoid score, summed over the
+    classes, plus for GFL the softmax KL of each side's box distribution.
+    Two-stage detectors are refused at build time.
+
     Paper values: the loss weights and temperature could not be read here
     (only the paper's abstract and introduction were reachable), so the
     defaults are neutral choices of ours, not the paper's: every weight 1
@@ -71,12 +94,14 @@ class SFTNTeacher(WrapperModel):
 
     Args:
         teacher (dict | str): The teacher's model config, or a config path
-            (local or ``mmseg::``) whose ``model`` it is. It is trained.
+            (local, ``mmseg::`` or ``mmdet::``) whose ``model`` it is. It is
+            trained.
         student (dict | str): The student's model config or config path,
-            unchanged: branches copy its stages and heads, initialised as
-            its ``init_cfg`` says. Its backbone needs the teacher's number
-            of stages and, at each branch point, the teacher's feature size;
-            it must have no neck, and the same classes as the teacher.
+            unchanged: branches copy its stages, neck and heads, initialised
+            as its ``init_cfg`` says. Its backbone needs the teacher's number
+            of stages and, at each stage a branch reads, the teacher's
+            feature size; a segmentor student must have no neck; it must
+            predict the teacher's classes (and for GFL, its bins).
         branch_points (Sequence[int], optional): Teacher stages (1-based)
             after which a branch starts. None starts one after every stage
             but the last, e.g. (1, 2, 3) for 4 stages. Defaults to None.
@@ -146,7 +171,13 @@ class SFTNTeacher(WrapperModel):
             teacher = dict(teacher)
             teacher.setdefault('data_preprocessor', data_preprocessor)
         self.teacher = build_model(teacher, 'model.teacher')
-        check_segmentor(self.teacher, 'model.teacher')
+        #: 'seg' for an mmseg segmentor, 'det' for a dense mmdet detector
+        self.task = ('seg' if isinstance(self.teacher, EncoderDecoder) else
+                     'det')
+        if self.task == 'seg':
+            check_segmentor(self.teacher, 'model.teacher')
+        else:
+            check_dense_detector(self.teacher, 'model.teacher')
         self.data_preprocessor = self.teacher.data_preprocessor
         # The branches draw from a side stream: the global RNG is where
         # building the teacher alone leaves it.
@@ -157,15 +188,25 @@ class SFTNTeacher(WrapperModel):
         # Not a submodule: init_weights copies its initialised weights into
         # the branches, then lets it go.
         self._student = (student_model, )
+        read = sorted({
+            stage
+            for branch in self.branches.values() for stage in (
+                [int(i) for i in branch.transforms] if self.task == 'det'
+                else [branch.point - 1])
+        })
+        #: the teacher stages (0-based) the branches read
+        self.read_stages = read
         self.stage_taps = TapRecorder(
-            self.teacher,
-            [self.stage_names[p - 1] for p in self.branch_points],
+            self.teacher, [self.stage_names[i] for i in read],
             'model.branch_points')
 
     def _build_branches(self, student: nn.Module,
                         branch_points: Optional[Sequence[int]],
                         transform: Optional[dict], probe_size: int) -> None:
-        check_student(student, self.teacher, 'model.student')
+        if self.task == 'seg':
+            check_student(student, self.teacher, 'model.student')
+        else:
+            check_det_student(student, self.teacher, 'model.student')
         self.stage_names = backbone_stages(self.teacher, 'model.teacher')
         names_s = backbone_stages(student, 'model.student')
         if len(names_s) != len(self.stage_names):
@@ -183,10 +224,28 @@ class SFTNTeacher(WrapperModel):
         for point in self.branch_points:
             shape_t, shape_s = shapes_t[point - 1], shapes_s[point - 1]
             check_stage_sizes(point, shape_t, shape_s, probe_size)
-            check_decode_head_reach(student, point)
             try:
-                self.branches[f'branch{point}'] = SegmentorBranch(
-                    student, point, (shape_t[1], shape_s[1]), transform)
+                if self.task == 'seg':
+                    check_decode_head_reach(student, point)
+                    branch = SegmentorBranch(student, point,
+                                             (shape_t[1], shape_s[1]),
+                                             transform)
+                else:
+                    # the branch point, and the lower stages the neck reads
+                    out_indices = student.backbone.out_indices
+                    stages = {point - 1} | {
+                        out_indices[i] for i in neck_stages(student)
+                        if out_indices[i] < point - 1
+                    }
+                    for stage in stages:
+                        check_stage_sizes(stage + 1, shapes_t[stage],
+                                          shapes_s[stage], probe_size)
+                    branch = DetectorBranch(
+                        student, point, {
+                            i: (shapes_t[i][1], shapes_s[i][1])
+                            for i in stages
+                        }, transform)
+                self.branches[f'branch{point}'] = branch
             except TypeError as err:
                 raise TypeError(f'model.transform={transform!r}: {err}; give '
                                 "mmcv ConvModule's arguments") from err
@@ -222,6 +281,8 @@ class SFTNTeacher(WrapperModel):
     def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
         """The teacher's weighted task losses, and each branch's task
         losses and KL (see the class docstring)."""
+        if self.task == 'det':
+            return self._detector_loss(inputs, data_samples)
         with self.stage_taps.recording():
             feats = self.teacher.extract_feat(inputs)
             stages = self.stage_taps.collect()
@@ -237,6 +298,22 @@ class SFTNTeacher(WrapperModel):
             losses[f'{name}.loss_kl'] = self.lambda_kl * student_branch_kl(
                 self._resized(logits_r, logits_t), logits_t,
                 self.temperature, valid)
+        return losses
+
+    def _detector_loss(self, inputs: Tensor,
+                       data_samples: list) -> Dict[str, Tensor]:
+        with self.stage_taps.recording():
+            feats = self.teacher.backbone(inputs)
+            records = self.stage_taps.collect()
+        stages = {i: records[self.stage_names[i]] for i in self.read_stages}
+        losses_t, outs_t = detector_loss(self.teacher, feats, data_samples)
+        losses = weighted(losses_t, self.lambda_teacher)
+        for name, branch in self.branches.items():
+            losses_r, outs_r = branch.loss(stages, data_samples)
+            for key, value in weighted(losses_r, self.lambda_ce).items():
+                losses[f'{name}.{key}'] = value
+            losses[f'{name}.loss_kl'] = self.lambda_kl * dense_branch_kl(
+                self.teacher.bbox_head, outs_r, outs_t, self.temperature)
         return losses
 
     def _resized(self, logits_r: Tensor, logits_t: Tensor) -> Tensor:
