@@ -5,15 +5,10 @@
 # gfl_r101_to_r18_ld.py (--cfg-options model.teacher.checkpoint=...).
 # Loss weights and temperature are neutral (1), not the paper's, which
 # could not be verified (docs/method_notes.md, SFTN).
-_base_ = 'mmdet::gfl/gfl_r101_fpn_ms-2x_coco.py'
+_base_ = ['mmdet::gfl/gfl_r101_fpn_ms-2x_coco.py', './_base_/sftn_runtime.py']
 model = dict(
     _delete_=True,
     type='mmkd.SFTNTeacher',
     teacher='mmdet::gfl/gfl_r101_fpn_ms-2x_coco.py',
     student='{{fileDirname}}/_base_/gfl_r18_fpn_1x_coco.py',
     branch_points=(1, 2, 3))
-custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
-custom_hooks = [
-    dict(type='mmkd.ExactResumeHook'),
-    dict(type='mmkd.SFTNTeacherExportHook')
-]

@@ -5,15 +5,13 @@
 # pspnet_r101_to_r18_* configs (--cfg-options model.teacher.checkpoint=...).
 # Loss weights and temperature are neutral (1), not the paper's, which
 # could not be verified (docs/method_notes.md, SFTN).
-_base_ = 'mmseg::pspnet/pspnet_r101-d8_4xb2-80k_cityscapes-512x1024.py'
+_base_ = [
+    'mmseg::pspnet/pspnet_r101-d8_4xb2-80k_cityscapes-512x1024.py',
+    './_base_/sftn_runtime.py'
+]
 model = dict(
     _delete_=True,
     type='mmkd.SFTNTeacher',
     teacher='mmseg::pspnet/pspnet_r101-d8_4xb2-80k_cityscapes-512x1024.py',
     student='mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py',
     branch_points=(1, 2, 3))
-custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
-custom_hooks = [
-    dict(type='mmkd.ExactResumeHook'),
-    dict(type='mmkd.SFTNTeacherExportHook')
-]

@@ -4,7 +4,7 @@
 # teacher's data and schedule. work_dir/teacher.pth (+ teacher_config.py) is
 # then a teacher for any gfl_r34_to_r18_digits_* config
 # (--cfg-options model.teacher.checkpoint=.../teacher.pth).
-_base_ = './gfl_r34_digits.py'
+_base_ = ['./gfl_r34_digits.py', '../_base_/sftn_runtime.py']
 model = dict(
     _delete_=True,
     type='mmkd.SFTNTeacher',
@@ -13,8 +13,3 @@ model = dict(
     branch_points=(1, 2, 3),
     # neutral weights, not the paper's (see docs/method_notes.md, SFTN)
     lambda_teacher=1.0, lambda_kl=1.0, lambda_ce=1.0, temperature=1.0)
-custom_imports = dict(imports=['mmkd'], allow_failed_imports=False)
-custom_hooks = [
-    dict(type='mmkd.ExactResumeHook'),
-    dict(type='mmkd.SFTNTeacherExportHook')
-]
