@@ -157,12 +157,56 @@ def test_mismatched_students_fail_at_build(gfl_files):
         build(gfl_files, branch_points=(4, ))
 
 
-def test_two_stage_detectors_are_refused(det_files):
-    init_default_scope('mmdet')
-    with pytest.raises(NotImplementedError,
-                       match='model.teacher: SFTN is implemented for .* '
-                       'single-stage detectors'):
-        SFTNTeacher(teacher=det_files['teacher'], student=det_files['student'])
+def test_faster_rcnn_branches_run_their_roi_head_on_teacher_rois(det_files):
+    """Two-stage: a branch runs the student's later stages, FPN and RoI head
+    (no RPN of its own) on the RoIs the teacher's RPN proposed and its RoI
+    head sampled, with their targets; the KL is on the RoI class logits."""
+    from mmkd.models import student_branch_kl
+    from mmkd.models.sftn.det_branch import two_stage_loss
+    model = build(det_files, lambda_kl=2.0, lambda_ce=0.5)
+    # Faster R-CNN's FPN reads every stage: transforms below each point
+    assert {n: sorted(int(i) for i in b.transforms)
+            for n, b in model.branches.items()} == dict(
+                branch1=[0], branch2=[0, 1], branch3=[0, 1, 2])
+    assert not hasattr(model.branches['branch1'], 'rpn_head')
+    data = model.data_preprocessor(batch(det_files), True)
+    inputs, samples = data['inputs'], data['data_samples']
+    torch.manual_seed(5)
+    losses = model.loss(inputs, samples)
+    assert {'loss_rpn_cls', 'loss_rpn_bbox', 'loss_cls', 'loss_bbox',
+            'branch2.loss_cls', 'branch2.loss_bbox', 'branch2.loss_kl'} <= \
+        set(losses)
+    torch.manual_seed(5)  # the same proposals and samples
+    with torch.no_grad():
+        feats = model.teacher.backbone(inputs)
+        plain_t, sampling, cls_t = two_stage_loss(model.teacher, feats,
+                                                  samples)
+        plain_r, cls_r = model.branches['branch2'].roi_loss(
+            dict(enumerate(feats)), sampling)
+    torch.testing.assert_close(losses['branch2.loss_kl'].detach(),
+                               2.0 * student_branch_kl(cls_r, cls_t))
+    torch.testing.assert_close(losses['branch2.loss_cls'].detach(),
+                               0.5 * plain_r['loss_cls'])
+    torch.testing.assert_close(losses['loss_cls'].detach(),
+                               plain_t['loss_cls'])
+    task = gradients(model, losses['branch2.loss_cls'])
+    for prefix in ('teacher.backbone.layer1', 'teacher.backbone.layer2',
+                   'branches.branch2.transforms.0',
+                   'branches.branch2.backbone.layer3',
+                   'branches.branch2.roi_head'):
+        assert reached(task, prefix), prefix
+    for prefix in ('teacher.backbone.layer3', 'teacher.neck',
+                   'teacher.rpn_head', 'teacher.roi_head',
+                   'branches.branch1'):
+        assert not reached(task, prefix), prefix
+    kl = gradients(model, losses['branch2.loss_kl'])
+    assert reached(kl, 'teacher.roi_head')
+
+
+def test_detector_kinds_must_match(det_files, gfl_files):
+    with pytest.raises(ValueError, match='model.student: the teacher is a '
+                       'two-stage detector and the student a GFL'):
+        build(det_files, student=gfl_files['student'])
 
 
 def test_training_and_plain_mmdet_export(gfl_files, tmp_path):

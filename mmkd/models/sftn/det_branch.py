@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmdet.models.dense_heads import GFLHead
-from mmdet.models.detectors import SingleStageDetector
+from mmdet.models.detectors import SingleStageDetector, TwoStageDetector
+from mmdet.models.roi_heads import StandardRoIHead
 from mmdet.models.utils import unpack_gt_instances
 from torch import Tensor, nn
 
@@ -17,25 +18,51 @@ Outputs = Tuple[List[Tensor], ...]
 
 
 def check_dense_detector(model: nn.Module, key: str) -> None:
-    """Fail unless ``model`` is a single-stage mmdet detector with a neck
-    whose head's loss is its ``forward`` then ``loss_by_feat``."""
-    if not isinstance(model, SingleStageDetector):
+    """Fail unless ``model`` is an mmdet detector SFTN can branch: a
+    single-stage detector, or a two-stage one with a standard RoI head
+    (boxes only), each with a neck."""
+    if isinstance(model, TwoStageDetector):
+        roi_head = model.roi_head
+        if not isinstance(roi_head, StandardRoIHead) or roi_head.with_mask \
+                or not model.with_rpn:
+            raise NotImplementedError(
+                f'{key}: SFTN for two-stage detectors needs an RPN and a '
+                'StandardRoIHead with boxes only (Faster R-CNN), got '
+                f'{type(roi_head).__name__}'
+                f'{" with masks" if roi_head.with_mask else ""}')
+    elif not isinstance(model, SingleStageDetector):
         raise NotImplementedError(
             f'{key}: SFTN is implemented for mmseg EncoderDecoder '
-            'segmentors and mmdet single-stage detectors (GFL, RetinaNet, '
-            f'FCOS, ATSS), got {type(model).__name__}')
+            'segmentors, mmdet single-stage detectors (GFL, RetinaNet, '
+            'FCOS, ATSS) and Faster R-CNN, got '
+            f'{type(model).__name__}')
     if not model.with_neck:
         raise NotImplementedError(
             f'{key}: SFTN for detectors expects a neck (an FPN) between the '
             'backbone and the head')
 
 
-def check_det_student(student: nn.Module, teacher: SingleStageDetector,
+def check_det_student(student: nn.Module, teacher: nn.Module,
                       key: str) -> None:
-    """Fail unless the student is a dense detector whose head predicts what
-    the teacher's does: the same classes, and for GFL the same bins."""
+    """Fail unless the student is a detector of the teacher's kind whose
+    head predicts what the teacher's does: the same classes, and for GFL
+    the same bins and anchors."""
     check_dense_detector(student, key)
-    head_s, head_t = student.bbox_head, teacher.bbox_head
+    if isinstance(teacher, TwoStageDetector):
+        if not isinstance(student, TwoStageDetector):
+            raise ValueError(
+                f'{key}: the teacher is a two-stage detector and the student '
+                f'a {type(student).__name__}; the branch runs the student\'s '
+                "RoI head on the teacher's sampled RoIs")
+        classes_s = student.roi_head.bbox_head.num_classes
+        classes_t = teacher.roi_head.bbox_head.num_classes
+        if classes_s != classes_t:
+            raise ValueError(
+                f'{key}.roi_head.bbox_head: the student predicts {classes_s} '
+                f'classes and the teacher {classes_t}; give both the same '
+                'num_classes')
+        return
+    head_s, head_t = getattr(student, 'bbox_head', None), teacher.bbox_head
     if type(head_s) is not type(head_t):
         raise ValueError(
             f'{key}.bbox_head: the student has a {type(head_s).__name__} '
@@ -77,6 +104,37 @@ def detector_loss(model: SingleStageDetector, feats: Sequence[Tensor],
     gt, gt_ignore, img_metas = unpack_gt_instances(data_samples)
     losses = model.bbox_head.loss_by_feat(*outs, gt, img_metas, gt_ignore)
     return losses, outs
+
+
+def two_stage_loss(model: TwoStageDetector, feats: Sequence[Tensor],
+                   data_samples: list) -> Tuple[Dict[str, Tensor], list,
+                                                Tensor]:
+    """``TwoStageDetector.loss`` on backbone outputs (RPN, then the RoI
+    head on the RoIs it samples), with the sampling results and the RoI
+    class logits it computes on the way."""
+    x = model.neck(tuple(feats))
+    proposal_cfg = model.train_cfg.get('rpn_proposal', model.test_cfg.rpn)
+    rpn_samples = copy.deepcopy(data_samples)
+    for sample in rpn_samples:  # the RPN is class-agnostic
+        sample.gt_instances.labels = torch.zeros_like(
+            sample.gt_instances.labels)
+    rpn_losses, proposals = model.rpn_head.loss_and_predict(
+        x, rpn_samples, proposal_cfg=proposal_cfg)
+    losses = {(f'rpn_{k}' if 'loss' in k and 'rpn' not in k else k): v
+              for k, v in rpn_losses.items()}
+    roi_head = model.roi_head
+    gt, gt_ignore, _ = unpack_gt_instances(data_samples)
+    sampling = []
+    for i, results in enumerate(proposals):
+        results.priors = results.pop('bboxes')
+        assigned = roi_head.bbox_assigner.assign(results, gt[i], gt_ignore[i])
+        sampling.append(
+            roi_head.bbox_sampler.sample(
+                assigned, results, gt[i],
+                feats=[level[i][None] for level in x]))
+    bbox = roi_head.bbox_loss(x, sampling)
+    losses.update(bbox['loss_bbox'])
+    return losses, sampling, bbox['cls_score']
 
 
 def _bernoulli_kl(logits_r: Tensor, logits_t: Tensor, T: float) -> Tensor:
@@ -194,7 +252,12 @@ class DetectorBranch(nn.Module):
             for name in stages[point:]
         })
         self.neck = copy.deepcopy(student.neck)
-        self.bbox_head = copy.deepcopy(student.bbox_head)
+        #: which head the branch has: a dense head, or an RoI head run on
+        #: the teacher's sampled RoIs (no RPN of its own)
+        self.head_name = ('roi_head' if isinstance(student, TwoStageDetector)
+                          else 'bbox_head')
+        setattr(self, self.head_name,
+                copy.deepcopy(getattr(student, self.head_name)))
 
     def forward(self, stages_t: Dict[int, Tensor]) -> List[Optional[Tensor]]:
         """The student's backbone outputs from the teacher's stage outputs
@@ -214,9 +277,18 @@ class DetectorBranch(nn.Module):
         """The branch's detection losses (mmdet's keys) and head outputs."""
         return detector_loss(self, self(stages_t), data_samples)
 
+    def roi_loss(self, stages_t: Dict[int, Tensor],
+                 sampling: list) -> Tuple[Dict[str, Tensor], Tensor]:
+        """Two-stage: the branch's RoI head losses on the teacher's sampled
+        RoIs (with their targets), and its RoI class logits."""
+        x = self.neck(tuple(self(stages_t)))
+        bbox = self.roi_head.bbox_loss(x, sampling)
+        return bbox['loss_bbox'], bbox['cls_score']
+
     def copy_student(self, student: SingleStageDetector) -> None:
         """Load the student's (initialised) weights into the copies."""
         for name, stage in self.backbone.items():
             stage.load_state_dict(getattr(student.backbone, name).state_dict())
         self.neck.load_state_dict(student.neck.state_dict())
-        self.bbox_head.load_state_dict(student.bbox_head.state_dict())
+        getattr(self, self.head_name).load_state_dict(
+            getattr(student, self.head_name).state_dict())

@@ -3,6 +3,7 @@ import math
 from typing import Dict, Optional, Sequence, Union
 
 import torch.nn.functional as F
+from mmdet.models.detectors import TwoStageDetector
 from mmseg.models.segmentors import EncoderDecoder
 from torch import Tensor, nn
 
@@ -14,7 +15,7 @@ from ..distillers.taps import TapRecorder
 from ..losses.utils import check_temperature
 from .det_branch import (DetectorBranch, check_dense_detector,
                          check_det_student, dense_branch_kl, detector_loss,
-                         neck_stages)
+                         neck_stages, two_stage_loss)
 from .kl import student_branch_kl
 from .seg_branch import (SegmentorBranch, check_decode_head_reach,
                          check_segmentor, check_student, labelled_pixels,
@@ -84,7 +85,10 @@ class SFTNTeacher(WrapperModel):
     (:func:`dense_branch_kl`) is taken at every anchor point of every
     level: the Bernoulli KL of each class's sigmoid score, summed over the
     classes, plus for GFL the softmax KL of each side's box distribution.
-    Two-stage detectors are refused at build time.
+    Two-stage detectors (Faster R-CNN): the teacher's RPN proposes and its
+    RoI head samples RoIs as mmdet trains it; each branch runs a copy of
+    the student's RoI head (no RPN) on those RoIs and their targets, and
+    the KL is the softmax KL of the RoI class logits.
 
     Paper values: the loss weights and temperature could not be read here
     (only the paper's abstract and introduction were reachable), so the
@@ -306,6 +310,8 @@ class SFTNTeacher(WrapperModel):
             feats = self.teacher.backbone(inputs)
             records = self.stage_taps.collect()
         stages = {i: records[self.stage_names[i]] for i in self.read_stages}
+        if isinstance(self.teacher, TwoStageDetector):
+            return self._two_stage_loss(feats, stages, data_samples)
         losses_t, outs_t = detector_loss(self.teacher, feats, data_samples)
         losses = weighted(losses_t, self.lambda_teacher)
         for name, branch in self.branches.items():
@@ -314,6 +320,19 @@ class SFTNTeacher(WrapperModel):
                 losses[f'{name}.{key}'] = value
             losses[f'{name}.loss_kl'] = self.lambda_kl * dense_branch_kl(
                 self.teacher.bbox_head, outs_r, outs_t, self.temperature)
+        return losses
+
+    def _two_stage_loss(self, feats: tuple, stages: Dict[int, Tensor],
+                        data_samples: list) -> Dict[str, Tensor]:
+        losses_t, sampling, cls_t = two_stage_loss(self.teacher, feats,
+                                                   data_samples)
+        losses = weighted(losses_t, self.lambda_teacher)
+        for name, branch in self.branches.items():
+            losses_r, cls_r = branch.roi_loss(stages, sampling)
+            for key, value in weighted(losses_r, self.lambda_ce).items():
+                losses[f'{name}.{key}'] = value
+            losses[f'{name}.loss_kl'] = self.lambda_kl * student_branch_kl(
+                cls_r, cls_t, self.temperature)
         return losses
 
     def _resized(self, logits_r: Tensor, logits_t: Tensor) -> Tensor:

@@ -1,0 +1,16 @@
+# SFTN (Park et al., NeurIPS 2021) on the digits Faster R-CNN pair: the R34
+# teacher trained with R18 student branches after its stages 1-3 (each runs
+# the student's later stages, FPN and RoI head on the teacher's sampled
+# RoIs; see mmkd.SFTNTeacher), on the teacher's data and schedule.
+# work_dir/teacher.pth (+ teacher_config.py) is then a teacher for any
+# faster_rcnn_r34_to_r18_digits_* config
+# (--cfg-options model.teacher.checkpoint=.../teacher.pth).
+_base_ = ['./faster_rcnn_r34_digits.py', '../_base_/sftn_runtime.py']
+model = dict(
+    _delete_=True,
+    type='mmkd.SFTNTeacher',
+    teacher='{{fileDirname}}/faster_rcnn_r34_digits.py',
+    student='{{fileDirname}}/faster_rcnn_r18_digits.py',
+    branch_points=(1, 2, 3),
+    # neutral weights, not the paper's (see docs/method_notes.md, SFTN)
+    lambda_teacher=1.0, lambda_kl=1.0, lambda_ce=1.0, temperature=1.0)
