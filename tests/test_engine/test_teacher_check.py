@@ -62,3 +62,17 @@ def test_on_in_the_demo_configs(name):
     """Through configs/_base_/distill_runtime.py."""
     cfg = Config.fromfile(osp.join(REPO, 'configs', 'demo', name))
     assert any(h.type == 'mmkd.TeacherCheckHook' for h in cfg.custom_hooks)
+
+
+def test_a_teacher_that_predicts_no_box_scores_zero(det_files, tmp_path):
+    # mmdet's CocoMetric reports no metric at all when nothing is predicted
+    silent = tmp_path / 'silent_teacher.py'
+    silent.write_text(
+        f"_base_ = '{det_files['teacher']}'\n"
+        'model = dict(test_cfg=dict(rcnn=dict(score_thr=1.1)))\n')
+    files = dict(det_files, teacher=str(silent))
+    runner = runner_with_check(files, tmp_path, action='error')
+    with pytest.raises(RuntimeError,
+                       match=r'the teacher scores every metric=0.0 on 2 '
+                       r'validation batches'):
+        runner.train()

@@ -83,11 +83,15 @@ class TeacherCheckHook(Hook):
             runner.model) else runner.model
         with rng_kept():  # training draws what it would without the check
             metrics = self.evaluate(runner, model.teacher)
-        key = self.metric or next(iter(metrics))
-        if key not in metrics:
-            raise KeyError(f'TeacherCheckHook.metric is {key!r}; the '
-                           f'evaluator gives {sorted(metrics)}')
-        value = metrics[key]
+        if not metrics:
+            # mmdet's CocoMetric reports nothing when no box is predicted
+            key, value = self.metric or 'every metric', 0.0
+        else:
+            key = self.metric or next(iter(metrics))
+            if key not in metrics:
+                raise KeyError(f'TeacherCheckHook.metric is {key!r}; the '
+                               f'evaluator gives {sorted(metrics)}')
+            value = metrics[key]
         runner.logger.info(
             f'Teacher on {self.num_batches} validation batches: '
             + ', '.join(f'{k}: {v}' for k, v in metrics.items()))
