@@ -63,9 +63,12 @@ def find_pairs(demo: str = DEMO) -> dict:
         evaluator = Config.fromfile(osp.join(demo, student_cfg)).val_evaluator
         metric = ('coco/bbox_mAP' if 'Coco' in evaluator['type'] else
                   evaluator.get('iou_metrics', ['mIoU'])[0])
+        sftn = f'{pair}_{teacher}_sftn_{student}_digits.py'
         pairs[pair] = dict(
             teacher=f'{pair}_{teacher}_digits.py',
             student=student_cfg,
+            # the pair's SFTN teacher config, if it has one (--sftn)
+            sftn=sftn if osp.isfile(osp.join(demo, sftn)) else None,
             prefix=f'{pair}_{teacher}_to_{student}_digits_',
             metric=metric,
             title=f'{pair} {teacher.upper()} -> {student.upper()}, '
@@ -145,6 +148,11 @@ def parse_args():
         help='appended to every training run (e.g. a '
         'shorter train_cfg.max_iters for a smoke run)')
     parser.add_argument(
+        '--sftn',
+        action='store_true',
+        help='also train each pair\'s SFTN teacher ({pair}_{teacher}_sftn_'
+        '{student}_digits.py) and distil every method from it too')
+    parser.add_argument(
         '--scratch',
         action='store_true',
         help='backbones from scratch, not pretrained on digits')
@@ -188,6 +196,28 @@ def train(config: str, run_dir: str, pair: str, options: list, args) -> dict:
     with open(done, 'w') as f:
         json.dump(result, f)
     return result
+
+
+def sftn_config(config: str, out: str, args) -> str:
+    """Write the SFTN config ``config`` with its teacher and student model
+    configs inlined, their backbones started as the benchmark starts them
+    (pretrained weights next to ``--data``, or ``--scratch``)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    for side in ('teacher', 'student'):
+        path = cfg.model[side]
+        side_cfg = Config.fromfile(path)
+        options = backbone_options(path, args.data, args.scratch,
+                                   args.pretrain_iters)
+        side_cfg.merge_from_dict(
+            {k: _value(v) for k, v in (o.split('=', 1) for o in options)})
+        cfg.model[side] = side_cfg.model
+    cfg.dump(out)
+    return out
+
+
+def _value(text: str):
+    return None if text == 'None' else text
 
 
 def _mkdir(path: str) -> str:
@@ -260,8 +290,8 @@ def table(results: dict) -> str:
             if not row['values']:
                 continue
             mean, std = summary(row['values'])
-            gain = '' if run in ('teacher', 'baseline') else \
-                f'{mean - base:+.3f}'
+            gain = '' if run in ('baseline', ) or run.endswith('teacher') \
+                else f'{mean - base:+.3f}'
             cells = [PAIRS[pair]['title'], run,
                      f'{mean:.3f} ± {std:.3f} ({len(row["values"])})', gain]
             if costs:
@@ -283,7 +313,8 @@ def plot(results: dict, out: str) -> None:
     fig, axes = plt.subplots(
         1, len(results), figsize=(4.5 * len(results), 4), squeeze=False)
     for ax, (pair, rows) in zip(axes[0], results.items()):
-        runs = [r for r in rows if r != 'teacher' and rows[r]['values']]
+        runs = [r for r in rows
+                if not r.endswith('teacher') and rows[r]['values']]
         stats = [summary(rows[r]['values']) for r in runs]
         ax.bar(
             runs, [m for m, _ in stats],
@@ -322,7 +353,7 @@ def seed_gains(results: dict, seeds: list) -> str:
     for pair, rows in results.items():
         base = rows['baseline']['values']
         for run, row in rows.items():
-            if run in ('teacher', 'baseline'):
+            if run == 'baseline' or run.endswith('teacher'):
                 continue
             gains = [f'{v - b:+.3f}' for v, b in zip(row['values'], base)]
             lines.append('| ' + ' | '.join([PAIRS[pair]['title'], run] +
@@ -349,6 +380,10 @@ def write_docs(results: dict, work: str, args, wall: float) -> None:
         base = summary(rows['baseline']['values'])[0]
         gaps.append(f"| {PAIRS[pair]['title']} | {teacher:.3f} | "
                     f'{base:.3f} | {teacher - base:+.3f} |')
+        if 'sftn teacher' in rows:
+            sftn = rows['sftn teacher']['values'][0]
+            gaps.append(f"| {PAIRS[pair]['title']}, SFTN teacher | "
+                        f'{sftn:.3f} | {base:.3f} | {sftn - base:+.3f} |')
     command = ' '.join(['python tools/benchmark_methods.py'] + sys.argv[1:])
     regime = ('from scratch' if args.scratch else
               'pretrained on digit classification (tools/pretrain_digits.py)')
@@ -424,6 +459,21 @@ def main():
                  if method_pair == pair]
         rows = dict(teacher=dict(
             values=[teacher['metric']], wall_s=[teacher.get('wall_s')]))
+        if args.sftn and spec['sftn']:
+            # SFTN: the teacher trained with student branches, then every
+            # method distilled from it as well
+            run_dir = osp.join(work, pair, 'sftn_teacher')
+            sftn = train(
+                sftn_config(
+                    osp.join(DEMO, spec['sftn']),
+                    osp.join(_mkdir(run_dir), 'sftn_config.py'), args),
+                run_dir, pair, ['randomness.seed=0'], args)
+            rows['sftn teacher'] = dict(
+                values=[sftn['metric']], wall_s=[sftn.get('wall_s')])
+            exported = osp.join(run_dir, 'teacher.pth')
+            runs += [(f'{name}+sftn', config,
+                      [f'model.teacher.checkpoint={exported}'])
+                     for name, config, _ in runs[1:]]
         rows.update({name: dict(values=[]) for name, _, _ in runs})
         results[pair] = rows
         # seeds outermost: every method has a first result early on

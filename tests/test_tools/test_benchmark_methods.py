@@ -112,3 +112,37 @@ def test_pairs_and_methods_are_found_from_the_configs():
     import pytest
     with pytest.raises(SystemExit, match="no method 'kd'"):
         tool.select_methods(['kd'])
+
+
+def test_sftn_variant_distils_from_the_exported_sftn_teacher(tmp_path):
+    data = str(tmp_path / 'digits')
+    make_digits(data, num_train=8, num_val=4, progress=False)
+    work = tmp_path / 'bench'
+    run_script(osp.join(REPO, 'tools', 'benchmark_methods.py'), '--methods',
+               'gfl.ld', '--seeds', '0', '--sftn', '--data', data,
+               '--work-dir', str(work), '--no-overhead', '--pretrain-iters',
+               '2', '--cfg-options', *SHORT)
+    results = json.loads((work / 'results.json').read_text())
+    assert list(results['gfl']) == [
+        'teacher', 'sftn teacher', 'baseline', 'ld', 'ld+sftn'
+    ]
+    sftn = work / 'gfl' / 'sftn_teacher'
+    assert (sftn / 'teacher.pth').is_file()
+    # the SFTN run's branches start from the pretrained weights next to the
+    # data, as every other run's backbones
+    from mmengine.config import Config
+    inlined = Config.fromfile(str(sftn / 'sftn_config.py')).model
+    assert inlined.student.backbone.init_cfg.checkpoint == osp.join(
+        data, 'pretrained', 'resnet18_w16.pth')
+    # ld+sftn distils from the exported SFTN teacher, ld from the plain one
+    used = Config.fromfile(
+        str(work / 'gfl' / 'ld+sftn_seed0' /
+            'gfl_r34_to_r18_digits_ld.py')).model.teacher.checkpoint
+    assert used == str(sftn / 'teacher.pth')
+    plain = Config.fromfile(
+        str(work / 'gfl' / 'ld_seed0' /
+            'gfl_r34_to_r18_digits_ld.py')).model.teacher.checkpoint
+    assert plain.startswith(str(work / 'gfl' / 'teacher' / 'iter_'))
+    table = (work / 'results.md').read_text()
+    sftn_row = [r for r in table.splitlines() if '| sftn teacher |' in r][0]
+    assert sftn_row.rstrip(' |').endswith(')')  # no gain for a teacher
