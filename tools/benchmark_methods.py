@@ -333,6 +333,7 @@ def plot(results: dict, out: str) -> None:
         ax.tick_params(axis='x', rotation=30)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
+    plt.close(fig)
 
 
 def write_results(results: dict, work: str) -> str:
