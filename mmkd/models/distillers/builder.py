@@ -13,8 +13,9 @@ from torch import nn
 
 from mmkd.utils.checkpoint import load_checkpoint_file
 from mmkd.utils.fit import mismatch_report
+from mmkd.utils.precision import check_precision
 
-TEACHER_KEYS = ('config', 'checkpoint', 'strict')
+TEACHER_KEYS = ('config', 'checkpoint', 'strict', 'precision')
 
 
 def load_model_config(cfg: Union[str, dict],
@@ -114,7 +115,9 @@ def build_teacher(cfg: dict, key: str = 'teacher') -> nn.Module:
     """Build the teacher, load its weights, freeze it and put it in eval.
 
     Args:
-        cfg (dict): ``dict(config=..., checkpoint=..., strict=True)``.
+        cfg (dict): ``dict(config=..., checkpoint=..., strict=True,
+            precision='auto')`` (``precision`` is checked here and applied
+            by the distiller, see :mod:`mmkd.utils.precision`).
         key (str): The config key of ``cfg``, for errors.
     """
     if not isinstance(cfg, (dict, ConfigDict)) or 'config' not in cfg:
@@ -126,6 +129,7 @@ def build_teacher(cfg: dict, key: str = 'teacher') -> nn.Module:
     if unknown:
         raise KeyError(f'{key}: unknown keys {sorted(unknown)}; valid keys '
                        f'are {TEACHER_KEYS}')
+    check_precision(cfg.get('precision', 'auto'), f'{key}.precision')
     teacher = build_model(cfg['config'], f'{key}.config')
     checkpoint = cfg.get('checkpoint')
     if checkpoint is None:

@@ -7,6 +7,7 @@ from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from mmkd.utils import rng_kept
+from mmkd.utils.precision import autocast_dtype, cast_floats, teacher_forward
 from ..adapters import AdapterDict, ConvAdapter, channel_dim, resize_like
 from ..base import WrapperModel
 from ..losses.utils import TeacherWidth
@@ -74,7 +75,8 @@ class SingleTeacherDistiller(WrapperModel):
     The teacher is built from its own config and checkpoint, frozen, kept in
     eval mode and out of the module tree: it is in no optimizer, no DDP
     gradient sync and no training checkpoint. In :meth:`loss` it runs under
-    ``torch.no_grad()`` and stops as soon as every teacher tap has been
+    ``torch.no_grad()`` (in bf16 on CUDA by default, ``teacher.precision``)
+    and stops as soon as every teacher tap has been
     recorded, so a neck hint costs a backbone and a neck, never a teacher
     loss, label assignment or post-processing. The student then runs its own
     ``loss()``; each distillation loss is added under ``distill.<name>``.
@@ -91,7 +93,10 @@ class SingleTeacherDistiller(WrapperModel):
         teacher (dict): ``dict(config=..., checkpoint=..., strict=True)``:
             the teacher's config path (or model dict), the path or URL of its
             trained weights (None keeps untrained weights, with a warning)
-            and whether every checkpoint key must fit.
+            and whether every checkpoint key must fit; optionally
+            ``precision``, that of the teacher's forward: 'auto' (bf16 or
+            fp16 autocast on CUDA, full precision on CPU), 'bf16', 'fp16'
+            or 'fp32' (see :mod:`mmkd.utils.precision`).
         losses (dict): ``{name: loss_cfg}``. Each ``loss_cfg`` is a loss
             config plus ``student`` and ``teacher`` (dotted module names to
             tap, e.g. ``'neck'``, or paired records ``'<pairing>.<key>'``),
@@ -163,10 +168,13 @@ class SingleTeacherDistiller(WrapperModel):
                      pairings: Dict[str, dict], probe_size: int) -> None:
         """The teacher, pairings, losses, taps and adapters."""
         teacher_model = build_teacher(teacher, 'model.teacher')
+        self.teacher_precision = teacher.get('precision', 'auto')
         # A tuple keeps the teacher out of parameters(), state_dict() and DDP.
         self._teacher = (teacher_model, )
         self._to_teacher_inputs = input_converter(self.student, teacher_model)
         self.pairings = self._build_pairings(pairings)
+        for pairing in self.pairings.values():
+            pairing.precision = self.teacher_precision
         record_keys = {
             n: (p.paired, p.plain)
             for n, p in self.pairings.items()
@@ -351,16 +359,23 @@ class SingleTeacherDistiller(WrapperModel):
         self.teacher._apply(fn, *args, **kwargs)
         return self
 
-    @torch.no_grad()
     def _teacher_records(self, inputs: Tensor, data_samples: list) -> dict:
-        if self._to_teacher_inputs is not None:
-            inputs = self._to_teacher_inputs(inputs)
-        with self.teacher_taps.recording(stop_early=True):
-            try:
-                self.teacher._forward(inputs, data_samples)
-            except TapsComplete:
-                pass
-            return self.teacher_taps.collect()
+        """The teacher's tapped outputs, in the student's dtype; the forward
+        runs under ``no_grad`` in ``teacher.precision``."""
+        with teacher_forward(self.teacher_precision, inputs.device) as dtype:
+            if self._to_teacher_inputs is not None:
+                inputs = self._to_teacher_inputs(inputs)
+            with self.teacher_taps.recording(stop_early=True):
+                try:
+                    self.teacher._forward(inputs, data_samples)
+                except TapsComplete:
+                    pass
+                records = self.teacher_taps.collect()
+        return records if dtype is None else cast_floats(
+            records, self._student_dtype())
+
+    def _student_dtype(self) -> torch.dtype:
+        return next(bare(self.student).parameters()).dtype
 
     def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
         """The student's own losses plus ``distill.<name>`` for each loss."""
@@ -410,6 +425,10 @@ class SingleTeacherDistiller(WrapperModel):
                 for key, value in pairing.records(records_t, inputs,
                                                   data_samples).items():
                     paired[f'{head}.{key}'] = value
+            if autocast_dtype(self.teacher_precision,
+                              inputs.device) is not None:
+                # the teacher's heads ran in reduced precision
+                paired = cast_floats(paired, self._student_dtype())
         return losses, records_s, records_t, paired
 
     def _distill_loss(self, name: str, feats_s: List[Tensor],

@@ -10,8 +10,10 @@ a ``(student, teacher)`` tuple for paired values, a plain value otherwise.
 """
 from typing import Any, Dict, List, Sequence, Tuple
 
+import torch
 from torch import nn
 
+from mmkd.utils.precision import teacher_forward
 from .mmdet_calls import HookSet
 
 
@@ -63,6 +65,15 @@ class BasePairing(nn.Module):
             teacher (nn.Module): The teacher model.
             key (str): The config key of this pairing, for errors.
         """
+
+    #: the teacher's forward precision; the distiller sets its own
+    #: ``teacher.precision`` here
+    precision = 'auto'
+
+    def teacher_forward(self, device: torch.device):
+        """Context for the teacher's heads: ``no_grad`` in the teacher's
+        precision (the distiller casts the records back)."""
+        return teacher_forward(self.precision, device)
 
     def reset(self) -> None:
         """Forget what the last student step recorded."""

@@ -131,7 +131,7 @@ class RoIPairing(BasePairing):
             raise RuntimeError('RoIPairing saw no RoI loss: is the student '
                                'a two-stage detector in training?')
         teacher = self._teacher[0]
-        with torch.no_grad():
+        with self.teacher_forward(inputs.device):
             extractor = teacher.roi_head.bbox_roi_extractor
             feats = teacher_records['neck'][:extractor.num_inputs]
             bbox_feats = extractor(feats, seen['rois'])
