@@ -10,19 +10,27 @@ On the same synthetic batches it times
   (RoIs, anchors) need those samples, so they are timed inside the ``kd``
   step (``pairings``) and counted as teacher work;
 - ``kd``: the distiller's training step (teacher + student + losses);
+- ``critic``: structured KD's critic step, timed inside ``kd`` and counted
+  as method work (a discriminator step is the method's own cost);
 
 interleaved iteration by iteration so that machine noise hits all three
 alike, and prints medians and the overhead ratio
-``kd / (student + teacher)``: 1.00 means distillation costs nothing beyond
-running both networks. Peak memory per phase comes from CUDA's allocator on
-GPUs; on CPUs each phase runs again in a fresh process and its peak resident
-size is read (``--no-memory`` skips that). The teacher's checkpoint is not
-loaded (timing does not depend on its values).
+``kd / (student + teacher [+ critic])``: 1.00 means distillation costs
+nothing beyond running both networks. On CUDA every phase is timed between
+synchronisations. ``--amp`` trains both steps with mmengine's
+``AmpOptimWrapper``, as ``tools/train.py --amp`` does; the teacher runs in
+its ``model.teacher.precision`` (bf16 on CUDA by default;
+``--teacher-precision fp32`` for full precision). Peak memory per phase
+comes from CUDA's allocator on GPUs; on CPUs each phase runs again in a
+fresh process and its peak resident size is read (``--no-memory`` skips
+that). The teacher's checkpoint is not loaded (timing does not depend on
+its values).
 """
 import argparse
 import copy
 import json
 import multiprocessing as mp
+import platform
 import resource
 import statistics
 import threading
@@ -34,10 +42,14 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS, init_default_scope
 
 import mmkd  # noqa: F401
+from mmkd.engine.optimizers.distiller_constructor import AMP_KEYS
 from mmkd.models.distillers.builder import build_model
 from mmkd.registry import HOOKS
+from mmkd.utils.precision import PRECISIONS, autocast_dtype, enable_amp
 
 PHASES = ('student', 'teacher', 'kd')
+#: parts of the kd step that are timed on their own (method work)
+INNER = ('pairing', 'critic')
 
 
 def parse_args():
@@ -54,6 +66,15 @@ def parse_args():
         '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--no-memory', action='store_true')
     parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='time both training steps under AmpOptimWrapper (as '
+        'tools/train.py --amp trains)')
+    parser.add_argument(
+        '--teacher-precision',
+        choices=PRECISIONS,
+        help="set model.teacher.precision (default: the config's, 'auto')")
+    parser.add_argument(
         '--json', help='also write the medians, ratio and peaks here')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
@@ -64,6 +85,10 @@ def load_config(args) -> Config:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     cfg.model.teacher.checkpoint = None
+    if args.teacher_precision:
+        cfg.model.teacher.precision = args.teacher_precision
+    if args.amp:
+        enable_amp(cfg)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     return cfg
 
@@ -128,10 +153,7 @@ def build_phases(cfg: Config, args, phases=PHASES) -> dict:
     # the config's own optimizers (a critic's too), as training builds them
     optim_cfg = copy.deepcopy(cfg.optim_wrapper)
     optim_kd = build_optim_wrapper(distiller, optim_cfg)
-    optim_s = build_optim_wrapper(
-        student,
-        optim_cfg.get('student', optim_cfg)
-        if 'constructor' in optim_cfg else optim_cfg)
+    optim_s = build_optim_wrapper(student, student_optim_cfg(optim_cfg))
     fill_constants(cfg, distiller, args)
 
     def teacher(batch):
@@ -143,6 +165,17 @@ def build_phases(cfg: Config, args, phases=PHASES) -> dict:
         teacher=teacher,
         kd=lambda batch: distiller.train_step(batch, optim_kd))
     return {p: steps[p] for p in phases}, distiller
+
+
+def student_optim_cfg(optim_cfg: dict) -> dict:
+    """The optim wrapper config that trains the student alone: the whole
+    config, or with mmkd's ``DistillerOptimWrapperConstructor`` its
+    ``student`` entry with the top-level AMP keys (``--amp``)."""
+    if 'constructor' not in optim_cfg:
+        return optim_cfg
+    return dict(optim_cfg['student'],
+                **{k: optim_cfg[k]
+                   for k in AMP_KEYS if k in optim_cfg})
 
 
 def fill_constants(cfg: Config, distiller, args) -> None:
@@ -168,49 +201,78 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_pairings(distiller) -> list:
-    """Time the pairings' records() (the teacher's heads run on the
-    student's samples there) inside the distillation step."""
-    spent = []
+def timed(obj, method: str, spent: list, device: str) -> None:
+    """Add the synchronised time of each ``obj.method()`` call to ``spent``
+    (the method runs inside the distillation step)."""
+    call = getattr(obj, method)
+
+    def wrapper(*args, **kwargs):
+        sync(device)
+        start = time.perf_counter()
+        out = call(*args, **kwargs)
+        sync(device)
+        spent.append(time.perf_counter() - start)
+        return out
+
+    setattr(obj, method, wrapper)
+
+
+def time_inner(distiller, device: str) -> dict:
+    """``{'pairing': [...], 'critic': [...]}``: the time spent in the
+    pairings' records() (the teacher's heads run on the student's samples
+    there) and in the critic's step, within each distillation step."""
+    spent = dict(pairing=[], critic=[])
     for pairing in distiller.pairings.values():
-
-        def timed(*args, _records=pairing.records, **kwargs):
-            start = time.perf_counter()
-            out = _records(*args, **kwargs)
-            spent.append(time.perf_counter() - start)
-            return out
-
-        pairing.records = timed
+        timed(pairing, 'records', spent['pairing'], device)
+    if getattr(distiller, 'critic', None) is not None:
+        timed(distiller, 'train_critic', spent['critic'], device)
     return spent
 
 
-def time_phases(cfg: Config, args) -> dict:
+def time_phases(cfg: Config, args) -> tuple:
+    """``(times, peaks)`` of a distillation config's phases."""
     steps, distiller = build_phases(cfg, args)
-    library = type(distiller.student).__module__.split('.')[0]
+    return time_steps(steps, distiller.student,
+                      time_inner(distiller, args.device), args)
+
+
+def time_steps(steps: dict, student, inner: dict, args) -> tuple:
+    """Run ``steps`` (``{phase: callable(batch)}``) interleaved on the same
+    synthetic batches for ``student``; ``inner``: ``{name: list}`` that the
+    kd step fills with the time of its timed parts (:func:`time_inner`).
+    Returns ``(times, peaks)``: seconds per phase and iteration; on CUDA,
+    per phase, ``(peak allocated, peak over the allocation resident before
+    the step)`` in MiB."""
+    library = type(student).__module__.split('.')[0]
     batches = [
-        synthetic_batch(library, num_classes_of(distiller.student), args, i)
+        synthetic_batch(library, num_classes_of(student), args, i)
         for i in range(args.iters + args.warmup)
     ]
-    times = {p: [] for p in PHASES + ('pairing', )}
+    times = {p: [] for p in PHASES + INNER}
     peaks = {}
-    paired = time_pairings(distiller)
     for i, batch in enumerate(batches):
-        paired.clear()
+        for spent in inner.values():
+            spent.clear()
         for phase in PHASES:
+            sync(args.device)
             if args.device.startswith('cuda'):
                 torch.cuda.reset_peak_memory_stats()
-            sync(args.device)
+                resident = torch.cuda.memory_allocated()
             start = time.perf_counter()
             steps[phase](batch)
             sync(args.device)
             if i >= args.warmup:
                 times[phase].append(time.perf_counter() - start)
                 if phase == 'kd':
-                    times['pairing'].append(sum(paired))
-            if args.device.startswith('cuda'):
-                peaks[phase] = max(
-                    peaks.get(phase, 0),
-                    torch.cuda.max_memory_allocated() / 2**20)
+                    for name, spent in inner.items():
+                        times[name].append(sum(spent))
+            if args.device.startswith('cuda') and i >= args.warmup:
+                # (peak allocated, peak over what was resident before: the
+                # step's own working memory, optimizer state created)
+                peak = torch.cuda.max_memory_allocated()
+                last = peaks.get(phase, (0, 0))
+                peaks[phase] = (max(last[0], peak / 2**20),
+                                max(last[1], (peak - resident) / 2**20))
     return times, peaks
 
 
@@ -258,12 +320,39 @@ def cpu_peaks(args) -> dict:
     return peaks
 
 
-def report(args, times: dict, peaks: dict) -> dict:
+def device_name(device: torch.device) -> str:
+    """``'cuda: NVIDIA H100 80GB HBM3'``, ``'cpu: x86_64'``."""
+    name = (torch.cuda.get_device_name(device) if device.type == 'cuda' else
+            platform.processor() or platform.machine())
+    return f'{device.type}: {name}'
+
+
+def setting(args, cfg: Config) -> dict:
+    """What the figures were measured on: device, precisions, batch."""
+    device = torch.device(args.device)
+    teacher = autocast_dtype(cfg.model.teacher.get('precision', 'auto'),
+                             device)
+    amp = cfg.optim_wrapper.get('type') == 'AmpOptimWrapper'
+    return dict(
+        config=args.config,
+        device=device_name(device),
+        torch=torch.__version__,
+        dtype=(str(cfg.optim_wrapper.get('dtype') or 'float16')
+               if amp else 'float32').replace('torch.', ''),
+        amp=amp,
+        teacher_dtype=str(teacher or torch.float32).replace('torch.', ''),
+        batch=args.batch_size,
+        img_size=args.img_size,
+        iters=args.iters)
+
+
+def report(args, times: dict, peaks: dict, meta: dict) -> dict:
     """Print the figures; return ``{'median_s', 'ratio'}``."""
     med = {p: statistics.median(t) for p, t in times.items() if t}
-    print(f'config: {args.config}  device: {args.device}  batch: '
+    print(f"config: {args.config}  device: {meta['device']}  batch: "
           f'{args.batch_size}x3x{args.img_size}x{args.img_size}  iters: '
-          f'{args.iters}')
+          f"{args.iters}  student: {meta['dtype']}{' (amp)' * meta['amp']}"
+          f"  teacher: {meta['teacher_dtype']}")
     for phase in PHASES:
         line = (f'{phase:>8}: median {med[phase] * 1000:8.1f} ms '
                 f'(min {min(times[phase]) * 1000:.1f}, '
@@ -271,16 +360,21 @@ def report(args, times: dict, peaks: dict) -> dict:
         if phase in peaks:
             peak = peaks[phase]
             line += (f'  peak {peak[0]:.0f} MiB RSS (+{peak[1]:.0f} over idle)'
-                     if isinstance(peak, tuple) else
-                     f'  peak {peak:.0f} MiB allocated')
+                     if not args.device.startswith('cuda') else
+                     f'  peak {peak[0]:.0f} MiB allocated (+{peak[1]:.0f} '
+                     'over the resident)')
         print(line)
     if med.get('pairing'):
         print(f"{'':>8}  teacher heads run by pairings inside kd: "
               f"{med['pairing'] * 1000:.1f} ms (counted as teacher work)")
+    if med.get('critic'):
+        print(f"{'':>8}  critic step inside kd: "
+              f"{med['critic'] * 1000:.1f} ms (counted as method work)")
     teacher = med['teacher'] + med.get('pairing', 0.0)
-    ratio = med['kd'] / (med['student'] + teacher)
+    ratio = med['kd'] / (med['student'] + teacher + med.get('critic', 0.0))
     print(
-        f'overhead ratio kd / (student + teacher) = {ratio:.3f}' +
+        'overhead ratio kd / (student + teacher' +
+        ' + critic' * bool(med.get('critic')) + f') = {ratio:.3f}' +
         (' (teacher includes the pairings)' if med.get('pairing') else ''),
         flush=True)
     return dict(median_s=med, ratio=ratio)
@@ -289,16 +383,19 @@ def report(args, times: dict, peaks: dict) -> dict:
 def main():
     args = parse_args()
     cfg = load_config(args)
+    meta = setting(args, cfg)
     times, peaks = time_phases(cfg, args)
-    figures = report(args, times, peaks)
+    figures = report(args, times, peaks, meta)
     if not args.device.startswith('cuda') and not args.no_memory:
         print('peak memory, each phase in a fresh process:')
         peaks = cpu_peaks(args)
-        report(args, times, peaks)
+        report(args, times, peaks, meta)
     if args.json:
-        # CPU: RSS over the idle process; CUDA: allocated (MiB)
+        figures.update(meta)
+        # CPU: RSS over the idle process; CUDA: allocated over what was
+        # resident before the step (MiB)
         figures['peak_mib'] = {
-            p: v[1] if isinstance(v, tuple) else v
+            p: v[1]
             for p, v in peaks.items()
         }
         with open(args.json, 'w') as f:

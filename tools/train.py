@@ -11,6 +11,7 @@ from mmengine.runner import Runner
 
 import mmkd  # noqa: F401  (registers mmkd and its checkpoint fix)
 from mmkd.utils import setup_cpu_distributed
+from mmkd.utils.precision import enable_amp
 
 
 def parse_args():
@@ -61,13 +62,8 @@ def main():
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
 
-    if args.amp:
-        optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if optim_wrapper == 'AmpOptimWrapper':
-            print('AMP is already enabled in the config.')
-        else:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.amp and not enable_amp(cfg):
+        print('AMP is already enabled in the config.')
 
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in \

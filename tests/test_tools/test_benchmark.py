@@ -1,0 +1,95 @@
+"""tools/benchmark.py and tools/benchmark_table.py on CPU: the critic is
+method work, the settings travel with the figures, --amp reaches the
+student's optimizer, and the table's rows and limits."""
+import argparse
+import importlib.util
+import json
+import os.path as osp
+
+import pytest
+from mmengine.config import Config
+
+from tiny_setups import REPO, run_script
+
+SKD = osp.join(REPO, 'configs', 'demo', 'pspnet_r34_to_r18_digits_skd.py')
+LD = osp.join(REPO, 'configs', 'demo', 'gfl_r34_to_r18_digits_ld.py')
+
+
+def load(tool):
+    spec = importlib.util.spec_from_file_location(
+        tool, osp.join(REPO, 'tools', f'{tool}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def bench():
+    return load('benchmark')
+
+
+def namespace(config, **kwargs):
+    settings = dict(
+        config=config, cfg_options=None, teacher_precision=None, amp=False,
+        img_size=128, batch_size=2, iters=1, warmup=0, device='cpu')
+    return argparse.Namespace(**dict(settings, **kwargs))
+
+
+def test_critic_step_is_timed_and_counted_as_method_work(tmp_path):
+    out = tmp_path / 'skd.json'
+    run_script(
+        osp.join(REPO, 'tools', 'benchmark.py'), SKD, '--img-size', '128',
+        '--iters', '1', '--warmup', '0', '--no-memory', '--json', str(out))
+    figures = json.loads(out.read_text())
+    med = figures['median_s']
+    assert 0 < med['critic'] < med['kd']
+    assert figures['ratio'] == pytest.approx(
+        med['kd'] / (med['student'] + med['teacher'] + med['critic']))
+    assert figures['device'].startswith('cpu')
+    assert (figures['dtype'], figures['teacher_dtype'], figures['amp'],
+            figures['batch'], figures['img_size']) == ('float32', 'float32',
+                                                       False, 2, 128)
+
+
+def test_settings_name_the_teacher_precision_and_amp(bench):
+    args = namespace(SKD, teacher_precision='bf16', amp=True)
+    cfg = bench.load_config(args)
+    assert cfg.model.teacher.precision == 'bf16'
+    meta = bench.setting(args, cfg)
+    assert (meta['teacher_dtype'], meta['dtype'], meta['amp']) == (
+        'bfloat16', 'float16', True)
+    # on CPU 'auto' is full precision
+    cfg = bench.load_config(namespace(SKD))
+    assert bench.setting(namespace(SKD), cfg)['teacher_dtype'] == 'float32'
+
+
+def test_amp_reaches_the_student_alone_too(bench):
+    """With the distiller's constructor (SKD: student and critic), --amp
+    goes to the 'student' entry, which also trains the student alone."""
+    cfg = bench.load_config(namespace(SKD, amp=True))
+    student = bench.student_optim_cfg(cfg.optim_wrapper)
+    assert student['type'] == 'AmpOptimWrapper'
+    assert student['loss_scale'] == 'dynamic'
+    assert student['optimizer'] == cfg.optim_wrapper.student.optimizer
+    assert 'critic' not in student
+    plain = Config.fromfile(LD).optim_wrapper
+    assert bench.student_optim_cfg(plain) is plain
+
+
+def test_table_rows_and_limits(tmp_path):
+    out, md = tmp_path / 'table.json', tmp_path / 'table.md'
+    run_script(
+        osp.join(REPO, 'tools', 'benchmark_table.py'), LD, '--img-size',
+        '128', '--iters', '1', '--warmup', '0', '--variants', 'fp32',
+        'teacher', '--json', str(out), '--markdown', str(md))
+    rows = json.loads(out.read_text())
+    assert [r['variant'] for r in rows] == ['fp32', 'teacher']
+    fp32 = rows[0]['median_s']
+    limit = fp32['student'] + fp32['teacher'] + fp32['pairing']
+    for row in rows:  # each step over the fp32 row's student + teacher
+        assert row['vs_fp32_limit'] == pytest.approx(
+            row['median_s']['kd'] / limit)
+    assert rows[0]['vs_fp32_limit'] == pytest.approx(rows[0]['ratio'])
+    table = md.read_text()
+    assert table.count('| gfl_r34_to_r18_digits_ld |') == 2
+    assert 'Device: cpu' in table
