@@ -241,6 +241,9 @@ class StructuredDistiller(SingleTeacherDistiller):
             return {}  # the holistic term is switched off
         maps_s, maps_t, images = holistic.critic_batch
         holistic.critic_batch = None
+        # maps of an --amp student step are fp16; the critic trains in fp32
+        maps_s, maps_t = maps_s.float(), maps_t.float()
+        images = None if images is None else images.float()
         for _ in range(self.critic_steps):
             with optim_wrapper.optim_context(self.critic):
                 # through a DDP wrapper's forward: gradients are synced

@@ -206,6 +206,27 @@ def test_critic_loss_is_scaled_by_lambda_d(skd):
     assert_close(logged, expected.detach())
 
 
+def test_critic_trains_in_fp32_on_the_maps_of_an_amp_student_step(skd):
+    """Under --amp the student's maps are fp16; the critic's own optimizer
+    is a plain one, so its step must read them in fp32 (it failed with
+    'Input type (c10::Half) and bias type (float)' on CUDA)."""
+    cfg, model, data = skd
+    model.train()
+    wrappers = build_optim_wrapper(model, cfg.optim_wrapper)
+    model.loss(**data)
+    holistic = model.distill_losses['holistic']
+    maps_s, maps_t, images = holistic.critic_batch
+    twin = copy.deepcopy(model.critic)
+    holistic.critic_batch = (maps_s.half(), maps_t.half(), images)
+    torch.manual_seed(3)
+    logged = model.train_critic(wrappers['critic'])['critic.loss']
+    torch.manual_seed(3)
+    expected = 0.1 * critic_loss(twin, maps_s.half().float(),
+                                 maps_t.half().float(), gp_weight=10.)
+    assert logged.dtype == torch.float32
+    assert_close(logged, expected.detach())
+
+
 @pytest.mark.parametrize('key,value', [('critic_loss_weight', 0),
                                        ('critic_loss_weight', '0.1'),
                                        ('critic_steps', 0)])
