@@ -14,6 +14,7 @@ import contextlib
 from typing import Any, Optional
 
 import torch
+from torch import nn
 
 PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
 _DTYPES = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -41,15 +42,70 @@ def autocast_dtype(precision: str,
             if torch.cuda.is_bf16_supported() else torch.float16)
 
 
+#: modules whose frozen weights are held in the reduced dtype during the
+#: teacher's forward (exact types: a subclass may read its weight in other
+#: ops, e.g. weight standardisation, where a bf16 weight would change them)
+CAST_ONCE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+def _reduced_copy(module: nn.Module, name: str,
+                  dtype: torch.dtype) -> torch.Tensor:
+    """The module's copy of its parameter ``name`` in ``dtype``, made anew
+    when the parameter moved or changed (in-place loads bump its version).
+    """
+    param = getattr(module, name)
+    key = (param.data_ptr(), param._version, dtype)
+    copies = module.__dict__.setdefault('_reduced_copies', {})
+    if name not in copies or copies[name][0] != key:
+        copies[name] = (key, param.detach().to(dtype))
+    return copies[name][1]
+
+
 @contextlib.contextmanager
-def teacher_forward(precision: str, device: torch.device):
+def weights_in(model: nn.Module, dtype: torch.dtype):
+    """Hold ``model``'s frozen conv and linear weights in ``dtype`` for the
+    duration.
+
+    Autocast casts them to ``dtype`` on every call (it caches casts only of
+    parameters that require grad, which a frozen teacher's do not): two
+    extra kernels per layer, which made a bf16 teacher slower than an fp32
+    one on an H100 at batch 2 (docs/gpu.md). Here the same casts are made
+    once and kept until the weights change, so the outputs are identical
+    to autocast's, for the memory of one reduced-precision copy.
+    """
+    swapped = []
+    try:
+        for module in model.modules():
+            if type(module) not in CAST_ONCE:
+                continue
+            for name in ('weight', 'bias'):
+                param = getattr(module, name)
+                if (param is not None and not param.requires_grad
+                        and param.dtype == torch.float32):
+                    swapped.append((param, param.data))
+                    param.data = _reduced_copy(module, name, dtype)
+        yield
+    finally:
+        for param, data in swapped:
+            param.data = data
+
+
+@contextlib.contextmanager
+def teacher_forward(precision: str,
+                    device: torch.device,
+                    model: Optional[nn.Module] = None):
     """``no_grad``, and autocast to the teacher's precision on ``device``
-    (autocast off for full precision). Yields the reduced dtype or None."""
+    (autocast off for full precision), with ``model``'s weights cast once
+    (:func:`weights_in`). Yields the reduced dtype or None."""
     dtype = autocast_dtype(precision, device)
-    autocast = (
-        torch.autocast(device.type, dtype=dtype) if dtype is not None else
-        torch.autocast(device.type, enabled=False))
-    with torch.no_grad(), autocast:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(torch.no_grad())
+        if dtype is None:
+            stack.enter_context(torch.autocast(device.type, enabled=False))
+        else:
+            stack.enter_context(torch.autocast(device.type, dtype=dtype))
+            if model is not None:
+                stack.enter_context(weights_in(model, dtype))
         yield dtype
 
 

@@ -362,7 +362,8 @@ class SingleTeacherDistiller(WrapperModel):
     def _teacher_records(self, inputs: Tensor, data_samples: list) -> dict:
         """The teacher's tapped outputs, in the student's dtype; the forward
         runs under ``no_grad`` in ``teacher.precision``."""
-        with teacher_forward(self.teacher_precision, inputs.device) as dtype:
+        with teacher_forward(self.teacher_precision, inputs.device,
+                             self.teacher) as dtype:
             if self._to_teacher_inputs is not None:
                 inputs = self._to_teacher_inputs(inputs)
             with self.teacher_taps.recording(stop_early=True):

@@ -70,10 +70,11 @@ class BasePairing(nn.Module):
     #: ``teacher.precision`` here
     precision = 'auto'
 
-    def teacher_forward(self, device: torch.device):
-        """Context for the teacher's heads: ``no_grad`` in the teacher's
-        precision (the distiller casts the records back)."""
-        return teacher_forward(self.precision, device)
+    def teacher_forward(self, device: torch.device, module: nn.Module):
+        """Context for the teacher's ``module`` (a head) run here:
+        ``no_grad`` in the teacher's precision (the distiller casts the
+        records back)."""
+        return teacher_forward(self.precision, device, module)
 
     def reset(self) -> None:
         """Forget what the last student step recorded."""

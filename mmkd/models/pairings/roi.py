@@ -131,7 +131,7 @@ class RoIPairing(BasePairing):
             raise RuntimeError('RoIPairing saw no RoI loss: is the student '
                                'a two-stage detector in training?')
         teacher = self._teacher[0]
-        with self.teacher_forward(inputs.device):
+        with self.teacher_forward(inputs.device, teacher.roi_head):
             extractor = teacher.roi_head.bbox_roi_extractor
             feats = teacher_records['neck'][:extractor.num_inputs]
             bbox_feats = extractor(feats, seen['rois'])

@@ -91,7 +91,7 @@ class RPNPairing(BasePairing):
     def records(self, teacher_records: Dict[str, Any], inputs: Tensor,
                 data_samples: Sequence) -> Dict[str, Any]:
         head_t = self._teacher_head[0]
-        with self.teacher_forward(inputs.device):
+        with self.teacher_forward(inputs.device, head_t):
             scores_t, deltas_t = head_t(teacher_records['neck'])
         if len(self._cls) != len(scores_t):
             raise RuntimeError(

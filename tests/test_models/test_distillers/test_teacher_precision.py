@@ -8,7 +8,8 @@ import torch
 from mmengine.registry import MODELS, init_default_scope
 from test_single_teacher import first_batch
 
-from mmkd.utils.precision import autocast_dtype, cast_floats
+from mmkd.models.distillers.taps import TapsComplete
+from mmkd.utils.precision import autocast_dtype, cast_floats, weights_in
 from tiny_setups import ROI_LOSSES, distill_config, roi_config
 
 
@@ -97,3 +98,52 @@ def test_fp32_teacher_leaves_an_outer_autocast(det_files):
         inside = model._teacher_records(data['inputs'], data['data_samples'])
     for a, b in zip(flat(plain), flat(inside)):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_weights_cast_once_give_autocasts_outputs_exactly(det_files):
+    """The frozen conv/linear weights are held in bf16 during the forward
+    (cast once, not per call): the records equal plain autocast's, the
+    weights are fp32 again after it, and new weights are seen."""
+    model = build(distill_config(det_files), 'bf16')
+    data = first_batch(distill_config(det_files), model)
+    inputs, samples = data['inputs'], data['data_samples']
+    teacher = model.teacher
+    conv = teacher.backbone.conv1
+
+    def plain_autocast():
+        with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16), \
+                model.teacher_taps.recording(stop_early=True):
+            try:
+                teacher._forward(inputs, samples)
+            except TapsComplete:
+                pass
+            return cast_floats(model.teacher_taps.collect(), torch.float32)
+
+    for _ in range(2):  # the second forward reuses the cast copies
+        records = model._teacher_records(inputs, samples)
+        assert conv.weight.dtype == torch.float32
+        for a, b in zip(flat(records), flat(plain_autocast())):
+            assert torch.equal(a, b)
+    assert conv.__dict__['_reduced_copies']['weight'][1].dtype == \
+        torch.bfloat16
+
+    state = {k: v * 0.5 for k, v in teacher.state_dict().items()}
+    teacher.load_state_dict(state)  # in place: the copies must follow
+    records = model._teacher_records(inputs, samples)
+    for a, b in zip(flat(records), flat(plain_autocast())):
+        assert torch.equal(a, b)
+
+
+def test_only_exact_conv_and_linear_types_are_cast():
+    """A subclass may read its weight in other ops (weight
+    standardisation): it keeps fp32 weights under autocast's rules."""
+    from mmcv.cnn.bricks.conv_ws import ConvWS2d
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 1), ConvWS2d(4, 4, 1),
+        torch.nn.Linear(4, 2)).requires_grad_(False)
+    seen = {}
+    with weights_in(model, torch.bfloat16):
+        for i, module in enumerate(model):
+            seen[i] = module.weight.dtype
+    assert seen == {0: torch.bfloat16, 1: torch.float32, 2: torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in model.parameters())
