@@ -120,14 +120,25 @@ def synthetic_batch(library: str, num_classes: int, args, seed: int) -> dict:
             sample = DetDataSample(metainfo=meta)
             xy = torch.rand(args.num_gt, 2, generator=gen) * size * 0.6
             wh = (0.1 + torch.rand(args.num_gt, 2, generator=gen) * 0.3) * size
+            boxes = torch.cat([xy, xy + wh], 1)
             sample.gt_instances = InstanceData(
-                bboxes=torch.cat([xy, xy + wh], 1),
+                bboxes=boxes,
                 labels=torch.randint(
-                    0, num_classes, (args.num_gt, ), generator=gen))
+                    0, num_classes, (args.num_gt, ), generator=gen),
+                masks=box_masks(boxes, size))
             sample.ignored_instances = InstanceData(
                 bboxes=torch.zeros(0, 4), labels=torch.zeros(0).long())
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
+
+
+def box_masks(boxes: torch.Tensor, size: int):
+    """Each box filled, as mmdet's instance masks (for mask heads)."""
+    from mmdet.structures.mask import BitmapMasks
+    masks = torch.zeros(len(boxes), size, size, dtype=torch.uint8)
+    for mask, (x1, y1, x2, y2) in zip(masks, boxes.long().tolist()):
+        mask[y1:y2, x1:x2] = 1
+    return BitmapMasks(masks.numpy(), size, size)
 
 
 def num_classes_of(model) -> int:
