@@ -17,7 +17,7 @@ from ..losses.utils import check_temperature
 Outputs = Tuple[List[Tensor], ...]
 
 
-def check_dense_detector(model: nn.Module, key: str) -> None:
+def check_detector(model: nn.Module, key: str) -> None:
     """Fail unless ``model`` is an mmdet detector SFTN can branch: a
     single-stage detector, or a two-stage one with a standard RoI head
     (boxes only), each with a neck."""
@@ -47,7 +47,7 @@ def check_det_student(student: nn.Module, teacher: nn.Module,
     """Fail unless the student is a detector of the teacher's kind whose
     head predicts what the teacher's does: the same classes, and for GFL
     the same bins and anchors."""
-    check_dense_detector(student, key)
+    check_detector(student, key)
     if isinstance(teacher, TwoStageDetector):
         if not isinstance(student, TwoStageDetector):
             raise ValueError(

@@ -13,9 +13,9 @@ from ..base import WrapperModel
 from ..distillers.builder import build_model
 from ..distillers.taps import TapRecorder
 from ..losses.utils import check_temperature
-from .det_branch import (DetectorBranch, check_dense_detector,
-                         check_det_student, dense_branch_kl, detector_loss,
-                         neck_stages, two_stage_loss)
+from .det_branch import (DetectorBranch, check_det_student, check_detector,
+                         dense_branch_kl, detector_loss, neck_stages,
+                         two_stage_loss)
 from .kl import student_branch_kl
 from .seg_branch import (SegmentorBranch, check_decode_head_reach,
                          check_segmentor, check_student, labelled_pixels,
@@ -181,7 +181,7 @@ class SFTNTeacher(WrapperModel):
         if self.task == 'seg':
             check_segmentor(self.teacher, 'model.teacher')
         else:
-            check_dense_detector(self.teacher, 'model.teacher')
+            check_detector(self.teacher, 'model.teacher')
         self.data_preprocessor = self.teacher.data_preprocessor
         # The branches draw from a side stream: the global RNG is where
         # building the teacher alone leaves it.
@@ -311,28 +311,30 @@ class SFTNTeacher(WrapperModel):
             records = self.stage_taps.collect()
         stages = {i: records[self.stage_names[i]] for i in self.read_stages}
         if isinstance(self.teacher, TwoStageDetector):
-            return self._two_stage_loss(feats, stages, data_samples)
-        losses_t, outs_t = detector_loss(self.teacher, feats, data_samples)
-        losses = weighted(losses_t, self.lambda_teacher)
-        for name, branch in self.branches.items():
-            losses_r, outs_r = branch.loss(stages, data_samples)
-            for key, value in weighted(losses_r, self.lambda_ce).items():
-                losses[f'{name}.{key}'] = value
-            losses[f'{name}.loss_kl'] = self.lambda_kl * dense_branch_kl(
-                self.teacher.bbox_head, outs_r, outs_t, self.temperature)
-        return losses
+            # the branches' RoI heads on the teacher's sampled RoIs
+            losses_t, sampling, cls_t = two_stage_loss(
+                self.teacher, feats, data_samples)
 
-    def _two_stage_loss(self, feats: tuple, stages: Dict[int, Tensor],
-                        data_samples: list) -> Dict[str, Tensor]:
-        losses_t, sampling, cls_t = two_stage_loss(self.teacher, feats,
-                                                   data_samples)
+            def branch_terms(branch: DetectorBranch) -> tuple:
+                losses_r, cls_r = branch.roi_loss(stages, sampling)
+                return losses_r, student_branch_kl(cls_r, cls_t,
+                                                   self.temperature)
+        else:
+            losses_t, outs_t = detector_loss(self.teacher, feats,
+                                             data_samples)
+
+            def branch_terms(branch: DetectorBranch) -> tuple:
+                losses_r, outs_r = branch.loss(stages, data_samples)
+                return losses_r, dense_branch_kl(self.teacher.bbox_head,
+                                                 outs_r, outs_t,
+                                                 self.temperature)
+
         losses = weighted(losses_t, self.lambda_teacher)
         for name, branch in self.branches.items():
-            losses_r, cls_r = branch.roi_loss(stages, sampling)
+            losses_r, kl = branch_terms(branch)
             for key, value in weighted(losses_r, self.lambda_ce).items():
                 losses[f'{name}.{key}'] = value
-            losses[f'{name}.loss_kl'] = self.lambda_kl * student_branch_kl(
-                cls_r, cls_t, self.temperature)
+            losses[f'{name}.loss_kl'] = self.lambda_kl * kl
         return losses
 
     def _resized(self, logits_r: Tensor, logits_t: Tensor) -> Tensor:
