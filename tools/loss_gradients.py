@@ -19,13 +19,13 @@ import copy
 
 import torch
 from mmengine.config import Config, DictAction
-from mmengine.logging import MMLogger
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import Runner
 
 import mmkd  # noqa: F401
 from mmkd.registry import HOOKS
 from mmkd.utils.checkpoint import load_from_local
+from mmkd.utils.quiet import init_weights_quietly
 
 
 def parse_args():
@@ -82,13 +82,7 @@ def main():
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     torch.manual_seed(args.seed)
     model = MODELS.build(copy.deepcopy(cfg.model))
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel('WARNING')  # init_weights logs every parameter
-    try:
-        model.init_weights()
-    finally:
-        logger.setLevel(level)
+    init_weights_quietly(model)
     if args.student_checkpoint:
         model.student.load_state_dict(
             student_weights(args.student_checkpoint))

@@ -106,8 +106,9 @@ def build_backbone(backbone_cfg: dict,
     as ImageNet backbones are trained before a dilated segmentor loads them:
     the weights are the same, and the crops 6x cheaper to classify.
     """
-    from mmengine.logging import MMLogger
     from mmengine.registry import MODELS, init_default_scope
+
+    from mmkd.utils.quiet import init_weights_quietly
     init_default_scope(scope)
     backbone_cfg = copy.deepcopy(dict(backbone_cfg))
     backbone_cfg.pop('init_cfg', None)
@@ -116,14 +117,7 @@ def build_backbone(backbone_cfg: dict,
         backbone_cfg.update(
             strides=(1, ) + (2, ) * (stages - 1), dilations=(1, ) * stages)
     backbone = MODELS.build(backbone_cfg)
-    # init_weights logs every parameter at INFO
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel('WARNING')
-    try:
-        backbone.init_weights()
-    finally:
-        logger.setLevel(level)
+    init_weights_quietly(backbone)
     return backbone
 
 
