@@ -14,6 +14,8 @@
 # SegFormer MiT-B2 (3, 4, 6, 3 blocks) -> MiT-B0 (2, 2, 2, 2): 8 pairs. MiT
 # attention is nn.MultiheadAttention's head-averaged weights, its second
 # output ('...attn.attn[1]'); the heads (1, 2, 5, 8) are equal anyway.
+mit_pairs = [(0, 0, 0), (0, 1, 2), (1, 0, 1), (1, 1, 3), (2, 0, 2), (2, 1, 5),
+             (3, 0, 0), (3, 1, 2)]
 mobilebert_mit = dict(
     losses={
         **{
@@ -22,8 +24,7 @@ mobilebert_mit = dict(
                 student=f'backbone.layers.{s}.1.{i}',
                 teacher=f'backbone.layers.{s}.1.{t}',
                 loss_weight=1 / 8)
-            for s, i, t in [(0, 0, 0), (0, 1, 2), (1, 0, 1), (1, 1, 3),
-                            (2, 0, 2), (2, 1, 5), (3, 0, 0), (3, 1, 2)]
+            for s, i, t in mit_pairs
         },
         **{
             f'at_s{s}_b{i}': dict(
@@ -31,14 +32,16 @@ mobilebert_mit = dict(
                 student=f'backbone.layers.{s}.1.{i}.attn.attn[1]',
                 teacher=f'backbone.layers.{s}.1.{t}.attn.attn[1]',
                 loss_weight=1 / 8)
-            for s, i, t in [(0, 0, 0), (0, 1, 2), (1, 0, 1), (1, 1, 3),
-                            (2, 0, 2), (2, 1, 5), (3, 0, 0), (3, 1, 2)]
+            for s, i, t in mit_pairs
         },
     })
 # Swin-S (2, 2, 18, 2 blocks) -> Swin-T (2, 2, 6, 2): 12 pairs, stage 3
 # taking every third teacher block. Widths (96) and heads (3, 6, 12, 24) are
 # equal; attention is the softmax of each window's attention, per head,
 # compared window by window.
+swin_pairs = [(0, 0, 0), (0, 1, 1), (1, 0, 0), (1, 1, 1), (2, 0, 2), (2, 1, 5),
+              (2, 2, 8), (2, 3, 11), (2, 4, 14), (2, 5, 17), (3, 0, 0),
+              (3, 1, 1)]
 mobilebert_swin = dict(
     losses={
         **{
@@ -47,9 +50,7 @@ mobilebert_swin = dict(
                 student=f'backbone.stages.{s}.blocks.{i}',
                 teacher=f'backbone.stages.{s}.blocks.{t}',
                 loss_weight=1 / 12)
-            for s, i, t in [(0, 0, 0), (0, 1, 1), (1, 0, 0), (1, 1, 1),
-                            (2, 0, 2), (2, 1, 5), (2, 2, 8), (2, 3, 11),
-                            (2, 4, 14), (2, 5, 17), (3, 0, 0), (3, 1, 1)]
+            for s, i, t in swin_pairs
         },
         **{
             f'at_s{s}_b{i}': dict(
@@ -57,8 +58,8 @@ mobilebert_swin = dict(
                 student=f'backbone.stages.{s}.blocks.{i}.attn.w_msa.softmax',
                 teacher=f'backbone.stages.{s}.blocks.{t}.attn.w_msa.softmax',
                 loss_weight=1 / 12)
-            for s, i, t in [(0, 0, 0), (0, 1, 1), (1, 0, 0), (1, 1, 1),
-                            (2, 0, 2), (2, 1, 5), (2, 2, 8), (2, 3, 11),
-                            (2, 4, 14), (2, 5, 17), (3, 0, 0), (3, 1, 1)]
+            for s, i, t in swin_pairs
         },
     })
+# the pair tables are not config keys
+del mit_pairs, swin_pairs
