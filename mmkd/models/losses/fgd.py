@@ -46,8 +46,7 @@ def box_masks(boxes: Sequence[Tensor], img_shapes: Sequence[tuple],
         mask = (inside * area).amax(dim=0) if len(bboxes) else \
             torch.zeros(h, w, device=device)
         back = (mask <= 0).float()
-        if back.sum() > 0:
-            back = back / back.sum()
+        back = back / back.sum().clamp(min=1)  # no host sync on CUDA
         fg.append(mask)
         bg.append(back)
     return torch.stack(fg), torch.stack(bg)
