@@ -227,7 +227,7 @@ def test_teacher_config_errors(det_files):
             KeyError,
             match=r"model.teacher: unknown keys "
             r"\['ckpt'\]; valid keys are \('config', "
-            r"'checkpoint', 'strict'\)"):
+            r"'checkpoint', 'strict', 'precision'\)"):
         build(cfg)
     cfg.model.teacher = dict(config='/nonexistent/teacher.py')
     with pytest.raises(
