@@ -111,15 +111,16 @@ def mmkd_row(args, config: str, variant: str) -> dict:
 def mmdet_ld_row(args, variant: str) -> dict:
     """mmdet's LD recipe, its student alone and its teacher's forward."""
     import mmdet
+
+    def packaged(path: str) -> str:  # mmdet's own copy of its configs
+        return osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', path)
+
     init_default_scope('mmdet')
-    cfg = Config.fromfile(
-        osp.join(
-            osp.dirname(mmdet.__file__), '.mim', 'configs',
-            MMDET_LD.split('::')[1]))
+    cfg = Config.fromfile(packaged(MMDET_LD.split('::')[1]))
     model_cfg = copy.deepcopy(cfg.model)
-    model_cfg.teacher_config = osp.join(
-        osp.dirname(mmdet.__file__), '.mim', 'configs', 'gfl',
-        'gfl_r101_fpn_ms-2x_coco.py')
+    # its teacher_config is relative to mmdet's repository
+    model_cfg.teacher_config = packaged(model_cfg.teacher_config.split(
+        'configs/', 1)[1])
     model_cfg.teacher_ckpt = None
     student_cfg = copy.deepcopy(model_cfg)
     student_cfg.type = 'GFL'

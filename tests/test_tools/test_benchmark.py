@@ -93,3 +93,12 @@ def test_table_rows_and_limits(tmp_path):
     table = md.read_text()
     assert table.count('| gfl_r34_to_r18_digits_ld |') == 2
     assert 'Device: cpu' in table
+
+
+def test_synthetic_instance_masks_fill_their_boxes(bench):
+    import torch
+    boxes = torch.tensor([[2., 3., 6., 5.], [0., 0., 1., 8.]])
+    masks = bench.box_masks(boxes, 8)
+    assert (masks.height, masks.width, len(masks)) == (8, 8, 2)
+    assert masks.masks[0].sum() == 4 * 2 and masks.masks[0][3:5, 2:6].all()
+    assert masks.masks[1].sum() == 8 and masks.masks[1][:, 0].all()
