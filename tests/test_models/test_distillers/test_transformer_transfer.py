@@ -81,6 +81,29 @@ def test_token_and_attention_transfer_train_the_student_only(mit_files):
         model.state_dict()))
 
 
+def test_bf16_teacher_keeps_both_losses_within_tolerance(mit_files):
+    """The teacher's forward in bf16 (as 'auto' runs it on CUDA): both
+    MobileBERT terms within the tolerance the CNN methods are held to
+    (test_loss_values.py), and the student's own losses unchanged."""
+    cfg = _config(mit_files)
+    data = next(iter(Runner.build_dataloader(cfg.train_dataloader)))
+    values = {}
+    for precision in ('fp32', 'bf16'):
+        cfg.model.teacher.precision = precision
+        model = _build(cfg)
+        batch = model.data_preprocessor(copy.deepcopy(data), True)
+        torch.manual_seed(3)
+        with torch.no_grad():
+            values[precision] = {
+                k: float(sum(v) if isinstance(v, list) else v)
+                for k, v in model(**batch, mode='loss').items()
+            }
+    for key, value in values['fp32'].items():
+        rel = 0.02 if key.startswith('distill.') else 1e-6
+        assert values['bf16'][key] == pytest.approx(value, rel=rel), key
+    assert values['bf16']['distill.at'] != values['fp32']['distill.at']
+
+
 def test_attention_taps_leave_the_outputs_unchanged(mit_files):
     model = _build(_config(mit_files))
     cfg = Config.fromfile(mit_files['student'])
