@@ -67,17 +67,20 @@ def weights_in(model: nn.Module, dtype: torch.dtype):
     duration.
 
     Autocast casts them to ``dtype`` on every call (it caches casts only of
-    parameters that require grad, which a frozen teacher's do not): two
-    extra kernels per layer, which made a bf16 teacher slower than an fp32
-    one on an H100 at batch 2 (docs/gpu.md). Here the same casts are made
-    once and kept until the weights change, so the outputs are identical
-    to autocast's, for the memory of one reduced-precision copy.
+    parameters that require grad, which a frozen teacher's do not): extra
+    kernels in every layer, the likely reason a bf16-autocast teacher was
+    slower than an fp32 one on an H100 at batch 2 (docs/gpu.md). Here the
+    same casts are made once and kept until the weights change, so the
+    outputs are identical to autocast's, for the memory of one
+    reduced-precision copy.
     """
+    modules = model.__dict__.get('_cast_once_modules')
+    if modules is None:  # found once: the teacher's structure is fixed
+        modules = [m for m in model.modules() if type(m) in CAST_ONCE]
+        model.__dict__['_cast_once_modules'] = modules
     swapped = []
     try:
-        for module in model.modules():
-            if type(module) not in CAST_ONCE:
-                continue
+        for module in modules:
             for name in ('weight', 'bias'):
                 param = getattr(module, name)
                 if (param is not None and not param.requires_grad
