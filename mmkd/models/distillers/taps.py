@@ -83,6 +83,11 @@ class TapRecorder:
                  key: str) -> None:
         self.names = list(dict.fromkeys(names))
         self.records: Dict[str, List[Any]] = {}
+        # the version counters of each recorded output, to catch a model
+        # that changes a recorded tensor in place after the hook ran
+        self._versions: Dict[str, List[tuple]] = {}
+        self._modules: Dict[str, str] = {}
+        self.key = key
         self.expected_calls: Optional[Dict[str, int]] = None
         self.stop_early = False
         self.enabled = False
@@ -107,6 +112,8 @@ class TapRecorder:
                         f'{type(module).__name__} returned {count} outputs')
                 output = output[index]
             self.records.setdefault(name, []).append(output)
+            self._versions.setdefault(name, []).append(versions_of(output))
+            self._modules[name] = type(module).__name__
             if self.stop_early and self._complete():
                 raise TapsComplete
 
@@ -128,7 +135,8 @@ class TapRecorder:
                 :class:`TapsComplete` once every tap has been called its
                 ``expected_calls`` times. Defaults to False.
         """
-        self.records, self.enabled, self.stop_early = {}, True, stop_early
+        self.records, self._versions = {}, {}
+        self.enabled, self.stop_early = True, stop_early
         try:
             yield
         finally:
@@ -136,7 +144,7 @@ class TapRecorder:
 
     def reset(self) -> None:
         """Forget what the last forward pass recorded."""
-        self.records = {}
+        self.records, self._versions = {}, {}
 
     def collect(self) -> Dict[str, Any]:
         """Return ``{name: output}``, a tuple of outputs for repeated calls."""
@@ -145,6 +153,17 @@ class TapRecorder:
             raise RuntimeError(
                 f'taps {missing} were not called in the forward pass; tap '
                 'modules that run in the loss path of the model')
+        for name, calls in self.records.items():
+            if any(versions_of(output) != recorded for output, recorded in
+                   zip(calls, self._versions[name])):
+                raise RuntimeError(
+                    f'{self.key}: the output of tap {name!r} '
+                    f'({self._modules[name]}) was changed in place after it '
+                    'was recorded (e.g. by an inplace ReLU, or a residual '
+                    '`+=`, that follows the module), so a loss would see '
+                    'other values than the module returned; tap the module '
+                    'whose output is final instead (e.g. the ConvModule, not '
+                    'its `.bn`)')
         return {
             name: calls[0] if len(calls) == 1 else tuple(calls)
             for name, calls in self.records.items()
@@ -155,6 +174,18 @@ class TapRecorder:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+
+
+def versions_of(output: Any) -> tuple:
+    """The in-place version counters of the tensors in a tap's output.
+
+    Inference-mode tensors keep no counter and are skipped.
+    """
+    if isinstance(output, Tensor):
+        return () if output.is_inference() else (output._version, )
+    if isinstance(output, (tuple, list)):
+        return tuple(v for item in output for v in versions_of(item))
+    return ()
 
 
 def levels_of(output: Any) -> List[Tensor]:

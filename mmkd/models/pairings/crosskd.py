@@ -47,9 +47,16 @@ def align_scale(feat_s: Tensor, feat_t: Tensor) -> Tensor:
 
 def _hold_module(head: nn.Module, branch: str, index: int) -> str:
     """Name, under ``bbox_head``, of the module whose output is conv
-    ``index`` of ``branch`` before its activation (which mmcv's ConvModule
-    then applies to that same tensor, in place for ReLU)."""
+    ``index`` of ``branch`` as the official ``forward_crosskd_single`` holds
+    it: conv then norm, which mmcv's ConvModule then activates. With an
+    in-place activation (the default ReLU) the held tensor is rectified in
+    place, so it is the ConvModule's own output, and that is the module
+    named (a tap must record a tensor nothing changes after it); otherwise
+    the norm, or the conv without one."""
     conv = getattr(head, branch)[index]
+    if getattr(conv, 'with_activation', False) and getattr(
+            conv.activate, 'inplace', False):
+        return f'{branch}.{index}'
     inner = conv.norm_name if getattr(conv, 'with_norm', False) else 'conv'
     return f'{branch}.{index}.{inner}'
 
@@ -76,20 +83,20 @@ class CrossHeadPairing(BasePairing):
     """What CrossKD's pairings share, for one-stage dense heads whose
     classification and box branches are stacks of ConvModules.
 
-    During the student's own ``loss()`` forward hooks record, per level,
-    its output of conv ``reused_teacher_head_idx`` of each branch (the
-    tensor the official ``forward_crosskd_single`` holds: conv, then norm;
-    mmcv's ConvModule applies its ReLU in place, so with the default
-    activation both hold the rectified map), and a pre-hook on its
-    ``loss_cls`` the labels, label weights and ``avg_factor`` its targets
-    gave. The teacher's taps are the same held maps and its predictor
-    outputs. :meth:`_predictions` standardises each student map per channel
-    to the teacher's statistics there (:func:`align_scale`), applies ReLU,
-    the teacher's remaining convs and predictors (:attr:`outputs`, the
-    teacher's level :class:`Scale` on :attr:`scaled`, then
-    :meth:`_finish`): the *cross-head* predictions, beside the teacher's
-    own. The teacher's layers are frozen; the gradient flows through them
-    into the student, never into the student's own predictors.
+    During the student's own ``loss()`` forward hooks record, per level, its
+    output of conv ``reused_teacher_head_idx`` of each branch (the tensor the
+    official ``forward_crosskd_single`` holds: conv, then norm; mmcv's
+    ConvModule applies its ReLU in place, so with the default activation both
+    hold the rectified map, the ConvModule's output), and a pre-hook on its
+    ``loss_cls`` the labels, label weights and ``avg_factor`` its targets gave.
+    The teacher's taps are the same held maps and its predictor outputs.
+    :meth:`_predictions` standardises each student map per channel to the
+    teacher's statistics there (:func:`align_scale`), applies ReLU, the
+    teacher's remaining convs and predictors (:attr:`outputs`, the teacher's
+    level :class:`Scale` on :attr:`scaled`, then :meth:`_finish`): the
+    *cross-head* predictions, beside the teacher's own. The teacher's layers
+    are frozen; the gradient flows through them into the student, never into
+    the student's own predictors.
 
     Subclasses set :attr:`head_type` and :attr:`outputs` and build their
     records in :meth:`records`.
