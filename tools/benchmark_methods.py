@@ -198,6 +198,19 @@ def train(config: str, run_dir: str, pair: str, options: list, args) -> dict:
     return result
 
 
+def teacher_option(config: str, checkpoint: str) -> list:
+    """``--cfg-options`` pointing ``config``'s teacher at ``checkpoint``:
+    ``model.teacher`` of a distiller, ``model.model.teacher`` of one that
+    NetAug wraps; none for a config without a teacher (NetAug alone)."""
+    from mmengine.config import Config
+    model, key = Config.fromfile(config).model, 'model'
+    while 'teacher' not in model:
+        if not isinstance(model.get('model'), dict):
+            return []
+        model, key = model.model, f'{key}.model'
+    return [f'{key}.teacher.checkpoint={checkpoint}']
+
+
 def sftn_config(config: str, out: str, args) -> str:
     """Write the SFTN config ``config`` with its teacher and student model
     configs inlined, their backbones started as the benchmark starts them
@@ -234,6 +247,8 @@ def with_tekap(config: str, out: str) -> str:
     from mmkd.registry import MODELS
     cfg = Config.fromfile(config)
     wrapped = []
+    if 'losses' not in cfg.model:  # not a distiller (NetAug)
+        return None
     for name, loss in cfg.model.losses.items():
         # each loss class says whether and how TeKAP applies to it
         cls = MODELS.get(loss.get('type'))
@@ -454,10 +469,11 @@ def main():
             glob.glob(osp.join(work, pair, 'teacher', 'iter_*.pth')),
             key=osp.getmtime)
         runs = [('baseline', osp.join(DEMO, spec['student']), [])]
-        runs += [(name, config if osp.isabs(config) else osp.join(
-            DEMO, config), [f'model.teacher.checkpoint={ckpt}'])
-                 for name, method_pair, config in methods
-                 if method_pair == pair]
+        runs += [(name, path, teacher_option(path, ckpt))
+                 for name, path in ((name, config if osp.isabs(config) else
+                                     osp.join(DEMO, config))
+                                    for name, method_pair, config in methods
+                                    if method_pair == pair)]
         rows = dict(teacher=dict(
             values=[teacher['metric']], wall_s=[teacher.get('wall_s')]))
         if args.sftn and spec['sftn']:
@@ -473,8 +489,8 @@ def main():
                 values=[sftn['metric']], wall_s=[sftn.get('wall_s')])
             exported = osp.join(run_dir, 'teacher.pth')
             runs += [(f'{name}+sftn', config,
-                      [f'model.teacher.checkpoint={exported}'])
-                     for name, config, _ in runs[1:]]
+                      teacher_option(config, exported))
+                     for name, config, options in runs[1:] if options]
         rows.update({name: dict(values=[]) for name, _, _ in runs})
         results[pair] = rows
         # seeds outermost: every method has a first result early on

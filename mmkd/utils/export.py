@@ -47,16 +47,33 @@ def plain_config(cfg: Config, model: dict) -> Config:
     return cfg
 
 
+def student_part(model: dict) -> tuple:
+    """``(prefix, config)`` of the model a training config deploys: a
+    distiller's student (``'student.'``), or NetAug's base model
+    (``'model.'``, or ``'model.student.'`` when NetAug wraps a distiller).
+    """
+    if str(model.get('type', '')).split('.')[-1] == 'NetAug':
+        inner = model['model']
+        if isinstance(inner, str):
+            inner = Config.fromfile(inner).model
+        if 'student' in inner:
+            prefix, part = student_part(inner)
+            return 'model.' + prefix, part
+        return 'model.', inner
+    student = model['student']
+    if isinstance(student, str):
+        student = Config.fromfile(student).model
+    return 'student.', student
+
+
 def student_config(cfg: Config) -> Config:
-    """The training config with the distiller replaced by its student.
+    """The training config with the distiller (or NetAug) replaced by the
+    model it deploys: the student, or NetAug's base model.
 
     mmkd's hooks and imports are dropped, so the result builds and runs with
     plain mmdet/mmseg.
     """
-    student = cfg.model.student
-    if isinstance(student, str):
-        student = Config.fromfile(student).model
-    return plain_config(cfg, student)
+    return plain_config(cfg, student_part(cfg.model)[1])
 
 
 def export_weights(checkpoint: Union[str, dict],
@@ -134,7 +151,8 @@ def export_student(checkpoint: Union[str, dict],
     Returns:
         str: ``out``.
     """
-    config = None
+    config, prefix = None, 'student.'
     if cfg is not None and cfg.get('model') is not None:
         config = student_config(cfg)
-    return export_weights(checkpoint, out, 'student.', config, model)
+        prefix = student_part(cfg.model)[0]
+    return export_weights(checkpoint, out, prefix, config, model)

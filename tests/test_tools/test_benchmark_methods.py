@@ -146,3 +146,18 @@ def test_sftn_variant_distils_from_the_exported_sftn_teacher(tmp_path):
     table = (work / 'results.md').read_text()
     sftn_row = [r for r in table.splitlines() if '| sftn teacher |' in r][0]
     assert sftn_row.rstrip(' |').endswith(')')  # no gain for a teacher
+
+
+def test_teacher_option_finds_the_teacher_inside_netaug():
+    tool = load_tool()
+    demo = osp.join(REPO, 'configs', 'demo')
+    runs = {
+        name: tool.teacher_option(
+            osp.join(demo, f'pspnet_r34_to_r18_digits_{name}.py'), 't.pth')
+        for name in ('dist', 'dist_netaug', 'netaug')
+    }
+    assert runs == dict(dist=['model.teacher.checkpoint=t.pth'],
+                        dist_netaug=['model.model.teacher.checkpoint=t.pth'],
+                        netaug=[])
+    assert {'pspnet.netaug', 'pspnet.dist_netaug', 'gfl.netaug',
+            'gfl.crosskd_netaug'} <= set(tool.METHODS)

@@ -6,16 +6,7 @@ import os.path as osp
 import torch
 from mmengine.runner import Runner
 
-from tiny_setups import REPO, distill_config, run_script
-
-EXPORT_CHECK = """
-import sys, json, torch
-from {api} import {init}, {infer}
-model = {init}(sys.argv[1], sys.argv[2], device='cpu')
-result = {infer}(model, sys.argv[3])
-assert not any(m.split('.')[0] == 'mmkd' for m in sys.modules), 'mmkd imported'
-torch.save({field}, sys.argv[4])
-"""
+from tiny_setups import REPO, check_export, distill_config, run_script
 
 
 def train(cfg, work_dir, max_iters=4):
@@ -26,33 +17,6 @@ def train(cfg, work_dir, max_iters=4):
     runner = Runner.from_cfg(cfg)
     runner.train()
     return runner
-
-
-def check_export(runner, files, image, api, init, infer, field):
-    """The exported student, loaded by plain mmdet/mmseg in a process that
-    never imports mmkd, predicts what the distiller predicts."""
-    work_dir = runner.work_dir
-    out = osp.join(work_dir, 'export_pred.pth')
-    script = osp.join(work_dir, 'check_export.py')
-    with open(script, 'w') as f:
-        f.write(
-            EXPORT_CHECK.format(api=api, init=init, infer=infer, field=field))
-    run_script(
-        script,
-        osp.join(work_dir, 'student_config.py'),
-        osp.join(work_dir, 'student.pth'),
-        image,
-        out,
-        cwd=work_dir,
-        env=dict(PYTHONPATH=''))
-    exported = torch.load(out)
-    module = __import__(api, fromlist=[infer])
-    model = runner.model
-    model.cfg = runner.cfg
-    result = getattr(module, infer)(model, image)
-    ours = eval(field, dict(result=result))
-    torch.testing.assert_close(ours, exported)
-    return ours
 
 
 def test_detector_trains_validates_and_exports(det_files, tmp_path):

@@ -2,8 +2,8 @@
 from typing import Optional, Sequence
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
+from mmkd.models.distillers.single_teacher import distiller_of
 from mmkd.registry import HOOKS
 
 
@@ -104,8 +104,7 @@ class DistillLossWeightHook(Hook):
 
     @staticmethod
     def _distiller(runner):
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = distiller_of(runner.model)
         if not hasattr(model, 'loss_multipliers'):
             raise TypeError('DistillLossWeightHook needs an mmkd distiller as '
                             f'model, got {type(model).__name__}')

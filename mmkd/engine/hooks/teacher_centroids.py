@@ -5,8 +5,8 @@ from typing import Optional
 
 import torch
 from mmengine.dist import all_reduce, is_main_process
-from mmengine.model import is_model_wrapper
 
+from mmkd.models.distillers.single_teacher import distiller_of
 from mmkd.registry import HOOKS
 from mmkd.utils import rng_kept
 from .centroid_files import fingerprint, reusable_centroids, save_centroids
@@ -108,8 +108,7 @@ class TeacherCentroidHook(ConstantHook):
         }
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = distiller_of(runner.model)
         if not hasattr(model, 'constants'):
             raise TypeError('TeacherCentroidHook needs an mmkd distiller as '
                             f'model, got {type(model).__name__}')
@@ -187,8 +186,7 @@ class TeacherCentroidHook(ConstantHook):
         all_reduce(counts)
         self._sums += sums
         self._counts += counts
-        self._publish(runner.model.module if is_model_wrapper(runner.model)
-                      else runner.model)
+        self._publish(distiller_of(runner.model))
 
     def _publish(self, model) -> None:
         """The running means where a class was seen, else the old value."""

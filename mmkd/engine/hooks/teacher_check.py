@@ -6,8 +6,8 @@ from typing import Optional
 import torch
 from mmengine.dist import all_gather_object
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
+from mmkd.models.distillers.single_teacher import distiller_of
 from mmkd.registry import HOOKS
 from mmkd.utils import rng_kept
 
@@ -79,8 +79,7 @@ class TeacherCheckHook(Hook):
     def before_train(self, runner) -> None:
         if runner.iter > 0 or runner.val_loop is None:
             return
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = distiller_of(runner.model)
         with rng_kept():  # training draws what it would without the check
             metrics = self.evaluate(runner, model.teacher)
         if not metrics:

@@ -46,6 +46,14 @@ def bare(module: nn.Module) -> nn.Module:
     return module.module if is_model_wrapper(module) else module
 
 
+def distiller_of(model: nn.Module) -> nn.Module:
+    """The runner's model without its DDP wrapper, and without a wrapper
+    that trains it (:class:`~mmkd.models.NetAug`): the distiller, for the
+    hooks that drive one."""
+    model = bare(model)
+    return getattr(model, 'wrapped', model)
+
+
 def probe_data_samples(model: nn.Module, size: int) -> list:
     """One empty data sample of the model's library, for a probe forward."""
     library = type(model).__module__.split('.')[0]

@@ -1,0 +1,18 @@
+# NetAug (configs/_base_/netaug.py) on the digits PSPNet student,
+# without a teacher. Widened: the ResNet-18's widths (16 -> 29 and 42
+# channels at the stem) and the heads' inputs; the heads keep their widths.
+# The augmentation stops at half the 400 iterations, as the official runs
+# stop it for about the last half.
+_base_ = ['./pspnet_r18_digits.py', '../_base_/netaug.py']
+model = dict(
+    _base_.pop('netaug'),
+    _delete_=True,
+    model=_base_.model,
+    width_keys=[
+        'backbone.base_channels', 'backbone.stem_channels',
+        'decode_head.in_channels', 'auxiliary_head.in_channels'
+    ])
+custom_imports = _base_.netaug_runtime.custom_imports
+custom_hooks = _base_.pop('netaug_runtime').custom_hooks + [
+    dict(type='mmkd.NetAugHook', stop=200)
+]

@@ -1,0 +1,251 @@
+"""NetAug: train a tiny model inside wider weight-sharing models."""
+import math
+from typing import Dict, Optional, Sequence, Union
+
+import torch
+from mmengine.model import BaseModel
+from mmengine.registry import MODELS as ROOT_MODELS
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from mmkd.registry import MODELS
+from ..base import WrapperModel
+from ..distillers.builder import build_model, load_model_config
+from ..distillers.single_teacher import (SingleTeacherDistiller,
+                                         probe_data_samples)
+from .widths import check_widths, leading, unfit, widened
+
+
+def _probe(model: nn.Module, size: int) -> None:
+    """One small eval-mode forward, which fails where widths disagree."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model._forward(
+            torch.rand(1, 3, size, size), probe_data_samples(model, size))
+    model.train(was_training)
+
+
+@MODELS.register_module()
+class NetAug(WrapperModel):
+    """Train a tiny detector or segmentor with NetAug.
+
+    `Network Augmentation for Tiny Deep Learning
+    <https://arxiv.org/abs/2110.08890>`_ (Cai et al., ICLR 2022) trains the
+    tiny (base) model inside wider models that share its weights:
+    ``L = L(W_base) + alpha * L([W_base, W_aug])``. At each step one
+    augmented width is drawn; the augmented model's leading channels of
+    every tensor are the base model's, so its loss trains them too. Only the
+    base model is validated and exported.
+
+    The augmented models are the base model's own config with the channel
+    counts under ``width_keys`` scaled (:func:`~.widths.widened`): the
+    same labels and the same head. The widest one holds the augmented
+    weights (:attr:`aug_model`); each narrower width is a structure without
+    weights of its own, run with leading slices of the widest tensors
+    through :func:`torch.func.functional_call`, with the base's parameters
+    in the leading block of every tensor. The base model is
+    :attr:`model` itself (or a distiller's ``student``): an ordinary
+    mmdet/mmseg model.
+
+    ``model`` may also be a :class:`SingleTeacherDistiller` config: its
+    student is then the base model and ``L = L_task + L_distill +
+    alpha * L_aug``.
+
+    Departures from the official code (mit-han-lab/tinyml, ``netaug/``),
+    which augments MobileNets for classification:
+
+    - It draws a width for every layer from its list, and also augments
+      the inverted blocks' expand ratios (sorting their channels by
+      importance each epoch). Here one multiplier of ``width_mults`` scales
+      every key at once per step, since mmdet/mmseg configs give widths per
+      model (a ResNet's ``base_channels``), not per layer; expand ratios
+      are not augmented.
+    - Its BatchNorm layers share one set of running statistics across
+      widths, so it recalibrates the base's on training batches before each
+      evaluation. Here the base model keeps its own statistics and the
+      augmented models' are kept apart (in :attr:`aug_model`), which is
+      what the recalibration restores.
+    - It back-propagates the two losses separately before one optimizer
+      step; one summed loss gives the same gradients.
+
+    The official width lists for the 0.35 MobileNets are 1.0 (the base),
+    1.8 and 2.6, rounded to whole channels; ``alpha`` is 1. It stops
+    augmenting widths for the last 75 of its 155 epochs:
+    :class:`~mmkd.engine.NetAugHook` does that here.
+
+    Args:
+        model (dict | str): The tiny model's config (or a config path), or
+            a :class:`SingleTeacherDistiller` config whose student is it.
+        width_keys (Sequence[str]): Dotted keys of the tiny model's config
+            holding channel counts to augment, e.g.
+            ``['backbone.base_channels', 'backbone.stem_channels',
+            'decode_head.in_channels']``; the first sets the factor.
+        width_mults (Sequence[float]): The augmented widths, as multipliers
+            > 1 of the base's. Defaults to (1.8, 2.6).
+        alpha (float): Weight of the augmented model's loss. Defaults to 1.
+        divisor (int): Round the first key's augmented count to a multiple
+            of this. Defaults to 1 (whole channels, as the official code).
+        probe_size (int): Side of the probe image that checks each width's
+            shapes at build time. Defaults to 64.
+        data_preprocessor (dict, optional): The wrapped model's, where its
+            config does not set one (the Runner passes the config's).
+            Defaults to None.
+        init_cfg (dict, optional): Defaults to None.
+    """
+
+    def __init__(self,
+                 model: Union[dict, str],
+                 width_keys: Sequence[str],
+                 width_mults: Sequence[float] = (1.8, 2.6),
+                 alpha: float = 1.0,
+                 divisor: int = 1,
+                 probe_size: int = 64,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        keys, mults = check_widths(width_keys, width_mults, divisor)
+        if isinstance(alpha, bool) or not isinstance(
+                alpha, (int, float)) or not 0 <= alpha < math.inf:
+            raise ValueError(f'model.alpha must be a finite number >= 0, got '
+                             f'{alpha!r}')
+        self.alpha = float(alpha)
+        if data_preprocessor is not None and isinstance(model, dict):
+            # what the Runner passes from the config's top level
+            model = dict(model)
+            model.setdefault('data_preprocessor', data_preprocessor)
+        if isinstance(model, dict) and str(model.get('type', '')).startswith(
+                'mmkd.'):
+            # a distiller: built as the Runner builds it, in the config's
+            # scope, where it builds its student and teacher
+            self.model = ROOT_MODELS.build(model)
+        else:
+            self.model = build_model(model, 'model.model')
+        distilled = isinstance(self.model, SingleTeacherDistiller)
+        if type(self.model).train_step is not BaseModel.train_step:
+            raise TypeError(
+                f'model.model: {type(self.model).__name__} runs its own '
+                'train_step (e.g. a critic step); NetAug wraps an mmdet/mmseg '
+                'model or a SingleTeacherDistiller')
+        self.data_preprocessor = self.model.data_preprocessor
+        tiny_cfg, scope = load_model_config(
+            self.model_cfg(model) if distilled else model, 'model.model')
+        tiny_cfg = dict(tiny_cfg)
+        if scope is not None:
+            tiny_cfg['_scope_'] = scope
+        base = dict(self.tiny.named_parameters())
+        #: the exact factor of each width (after rounding)
+        self.factors: Dict[float, float] = {}
+        structures = {}
+        for mult in mults:
+            key = f'model.width_mults ({mult:g})'
+            cfg, self.factors[mult] = widened(tiny_cfg, keys, mult, divisor)
+            try:
+                structure = build_model(cfg, key)
+                _probe(structure, probe_size)
+            except (RuntimeError, KeyError, ValueError, AssertionError) as err:
+                raise ValueError(
+                    f'{key}: the model with {keys} scaled by '
+                    f'{self.factors[mult]:g} does not build and run '
+                    f'({type(err).__name__}: {err}); width_keys must be '
+                    'channel counts, and list every count that follows the '
+                    'ones scaled') from err
+            bad = unfit(base, dict(structure.named_parameters()))
+            if bad:
+                raise ValueError(
+                    f'{key}: the base model\'s {bad[:5]} are not leading '
+                    'blocks of the augmented model\'s: width_keys must only '
+                    'widen channels')
+            structures[mult] = structure
+        #: the widest augmented model: it holds the augmented weights
+        self.aug_model = structures.pop(mults[-1])
+        # the narrower widths run on slices of aug_model's tensors; they
+        # hold no weights of their own (meta tensors), and are no
+        # submodules: nothing of theirs is saved, moved or optimised
+        self._structures = {
+            m: s.to('meta')
+            for m, s in structures.items()
+        }
+        self.width_mults = mults
+        #: False once :class:`NetAugHook` stops the augmentation
+        self.augment = True
+
+    @staticmethod
+    def model_cfg(model: Union[dict, str]):
+        """The tiny model's config inside a distiller config."""
+        cfg, _ = load_model_config(model, 'model.model')
+        return cfg['student']
+
+    @property
+    def tiny(self) -> nn.Module:
+        """The base model: the model itself, or the distiller's student."""
+        return getattr(self.model, 'student', self.model)
+
+    def aug_tensors(self, mult: float) -> Dict[str, Tensor]:
+        """Parameters and buffers of the augmented model of width ``mult``:
+        leading blocks of :attr:`aug_model`'s, with the base's parameters
+        in their own leading blocks."""
+        structure = self._structures.get(mult, self.aug_model)
+        wide = dict(self.aug_model.named_parameters())
+        base = dict(self.tiny.named_parameters())
+        tensors = {}
+        for name, param in structure.named_parameters():
+            tensor = wide[name][leading(param.shape)]
+            own = base.get(name)
+            if own is not None:
+                if own.shape == tensor.shape:
+                    tensor = own
+                else:
+                    tensor = tensor.clone()
+                    tensor[leading(own.shape)] = own
+            tensors[name] = tensor
+        wide = dict(self.aug_model.named_buffers())
+        for name, buffer in structure.named_buffers():
+            tensors[name] = wide[name][leading(buffer.shape)]
+        return tensors
+
+    def sample_width(self) -> float:
+        """One of ``width_mults``, uniformly, from torch's global generator
+        (so seeded runs and exact resumes draw the same widths)."""
+        return self.width_mults[int(
+            torch.randint(len(self.width_mults), ()))]
+
+    def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
+        """The model's losses plus ``aug.<loss>``: ``alpha`` times the
+        augmented model's, for one width drawn per step."""
+        losses = self.model.loss(inputs, data_samples)
+        if not self.augment:
+            # zero that still reaches every augmented weight, for DDP
+            losses['aug.loss'] = sum(
+                (p.sum() * 0 for p in self.aug_model.parameters()),
+                inputs.new_zeros(()))
+            return losses
+        mult = self.sample_width()
+        structure = self._structures.get(mult, self.aug_model)
+        aug = functional_call(structure, self.aug_tensors(mult),
+                              (inputs, data_samples), dict(mode='loss'))
+        for name, value in aug.items():
+            if 'loss' in name:
+                value = ([v * self.alpha for v in value] if isinstance(
+                    value, (list, tuple)) else value * self.alpha)
+            losses[f'aug.{name}'] = value
+        return losses
+
+    def parse_losses(self, losses: Dict[str, Tensor]):
+        """The wrapped model's parsing (a distiller adds its terms)."""
+        return self.model.parse_losses(losses)
+
+    def predict(self, inputs: Tensor, data_samples: list) -> list:
+        """The base model's predictions (through a distiller: its
+        student's)."""
+        return self.model.predict(inputs, data_samples)
+
+    def _forward(self, inputs: Tensor, data_samples: Optional[list] = None):
+        return self.model._forward(inputs, data_samples)
+
+    @property
+    def wrapped(self) -> nn.Module:
+        """The model NetAug trains (a distiller, for the hooks that drive
+        one; see :func:`~mmkd.models.distillers.single_teacher.distiller_of`
+        )."""
+        return self.model
