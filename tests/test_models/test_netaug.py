@@ -181,3 +181,22 @@ def test_widened_keeps_derived_widths_consistent():
                        r'factor 1.8125 \(width_mults entry 1.8 on '
                        r"'backbone.base_channels'\) is not a whole"):
         widened(cfg, ['backbone.base_channels', 'decode_head.channels'], 1.8)
+
+
+def test_the_base_model_starts_as_plain_training_starts_it(seg_files):
+    cfg = Config.fromfile(seg_files['student'])
+    init_default_scope('mmseg')
+    torch.manual_seed(3)
+    plain = MODELS.build(cfg.model)
+    plain.init_weights()
+    torch.manual_seed(3)
+    netaug = MODELS.build(
+        dict(type='mmkd.NetAug', model=cfg.model, width_keys=SEG_KEYS))
+    netaug.init_weights()
+    state = netaug.tiny.state_dict()
+    for key, value in plain.state_dict().items():
+        torch.testing.assert_close(state[key], value, rtol=0, atol=0,
+                                   msg=key)
+    # and the training's stream is where plain training leaves it
+    assert torch.equal(torch.rand(3), (torch.manual_seed(3), MODELS.build(
+        cfg.model).init_weights(), torch.rand(3))[2])

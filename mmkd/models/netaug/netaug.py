@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from mmkd.registry import MODELS
+from mmkd.utils import rng_kept
 from ..base import WrapperModel
 from ..distillers.builder import build_model, load_model_config
 from ..distillers.single_teacher import (SingleTeacherDistiller,
@@ -133,6 +134,27 @@ class NetAug(WrapperModel):
         tiny_cfg = dict(tiny_cfg)
         if scope is not None:
             tiny_cfg['_scope_'] = scope
+        # the augmented models draw from a side stream: the global RNG is
+        # where building the tiny model (or its distiller) alone leaves it
+        with rng_kept():
+            structures = self._build_widths(tiny_cfg, keys, mults, divisor,
+                                            probe_size)
+        #: the widest augmented model: it holds the augmented weights
+        self.aug_model = structures.pop(mults[-1])
+        # the narrower widths run on slices of aug_model's tensors; they
+        # hold no weights of their own (meta tensors), and are no
+        # submodules: nothing of theirs is saved, moved or optimised
+        self._structures = {
+            m: s.to('meta')
+            for m, s in structures.items()
+        }
+        self.width_mults = mults
+        #: False once :class:`NetAugHook` stops the augmentation
+        self.augment = True
+
+    def _build_widths(self, tiny_cfg: dict, keys: list, mults: list,
+                      divisor: int, probe_size: int) -> dict:
+        """Each augmented model, built and probed, by multiplier."""
         base = dict(self.tiny.named_parameters())
         #: the exact factor of each width (after rounding)
         self.factors: Dict[float, float] = {}
@@ -157,18 +179,17 @@ class NetAug(WrapperModel):
                     'blocks of the augmented model\'s: width_keys must only '
                     'widen channels')
             structures[mult] = structure
-        #: the widest augmented model: it holds the augmented weights
-        self.aug_model = structures.pop(mults[-1])
-        # the narrower widths run on slices of aug_model's tensors; they
-        # hold no weights of their own (meta tensors), and are no
-        # submodules: nothing of theirs is saved, moved or optimised
-        self._structures = {
-            m: s.to('meta')
-            for m, s in structures.items()
-        }
-        self.width_mults = mults
-        #: False once :class:`NetAugHook` stops the augmentation
-        self.augment = True
+        return structures
+
+    def init_weights(self) -> None:
+        """The wrapped model first, from the global RNG exactly as its own
+        training with the same seed initialises it; then the augmented
+        weights from a side stream, so that a NetAug run starts from its
+        baseline's initialisation."""
+        if not getattr(self.model, 'is_init', False):
+            self.model.init_weights()
+        with rng_kept():
+            super().init_weights()
 
     @staticmethod
     def model_cfg(model: Union[dict, str]):
