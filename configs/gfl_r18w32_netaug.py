@@ -12,7 +12,7 @@ model = dict(
     _base_.pop('netaug'),
     _delete_=True,
     model=_base_.model,
-    width_keys=['backbone.base_channels', 'neck.in_channels'])
+    width_keys=_base_.pop('netaug_width_keys').detector)
 custom_imports = _base_.netaug_runtime.custom_imports
 custom_hooks = _base_.pop('netaug_runtime').custom_hooks + [
     dict(type='mmkd.NetAugHook', stop=6, by_epoch=True)
