@@ -4,9 +4,9 @@
 # on the RoIs the teacher samples (see mmkd.SFTNTeacher). The exported
 # work_dir/teacher.pth and teacher_config.py then replace the model-zoo
 # teacher of the faster_rcnn_r101_to_r50_* configs
-# (--cfg-options model.teacher.checkpoint=...). Loss weights and
-# temperature are neutral (1), not the paper's, which could not be verified
-# (docs/method_notes.md, SFTN).
+# (--cfg-options model.teacher.checkpoint=...). Loss weights (1, 3, 1) and
+# temperature 1 are mmkd.SFTNTeacher's defaults, from the public
+# reimplementation; the paper's own are unverified (docs/method_notes.md).
 _base_ = [
     'mmdet::faster_rcnn/faster-rcnn_r101_fpn_1x_coco.py',
     './_base_/sftn_runtime.py'

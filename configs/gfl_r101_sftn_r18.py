@@ -3,8 +3,8 @@
 # own multi-scale 2x schedule. The exported work_dir/teacher.pth and
 # teacher_config.py then replace the model-zoo teacher of
 # gfl_r101_to_r18_ld.py (--cfg-options model.teacher.checkpoint=...).
-# Loss weights and temperature are neutral (1), not the paper's, which
-# could not be verified (docs/method_notes.md, SFTN).
+# Loss weights (1, 3, 1) and temperature 1 are mmkd.SFTNTeacher's defaults,
+# from the public reimplementation; the paper's own are unverified.
 _base_ = ['mmdet::gfl/gfl_r101_fpn_ms-2x_coco.py', './_base_/sftn_runtime.py']
 model = dict(
     _delete_=True,

@@ -3,8 +3,8 @@
 # 512x1024 with mmseg's 80k schedule. The exported work_dir/teacher.pth and
 # teacher_config.py then replace the model-zoo teacher of the
 # pspnet_r101_to_r18_* configs (--cfg-options model.teacher.checkpoint=...).
-# Loss weights and temperature are neutral (1), not the paper's, which
-# could not be verified (docs/method_notes.md, SFTN).
+# Loss weights (1, 3, 1) and temperature 1 are mmkd.SFTNTeacher's defaults,
+# from the public reimplementation; the paper's own are unverified.
 _base_ = [
     'mmseg::pspnet/pspnet_r101-d8_4xb2-80k_cityscapes-512x1024.py',
     './_base_/sftn_runtime.py'

@@ -18,7 +18,8 @@ class DumpRankWeights(Hook):
             f.write(type(model).__name__)
         params = {k: p.detach().clone()
                   for k, p in model.module.named_parameters()}
-        for name, value in model.module.constants.items():
+        from mmkd.models.distillers.single_teacher import distiller_of
+        for name, value in distiller_of(model).constants.items():
             params[f'const.{name}'] = value.cpu()
         torch.save(params, f'{runner.work_dir}/rank{runner.rank}.pth')
 

@@ -141,6 +141,12 @@ class NetAug(WrapperModel):
                                             probe_size)
         #: the widest augmented model: it holds the augmented weights
         self.aug_model = structures.pop(mults[-1])
+        base = dict(self.tiny.named_parameters())
+        for name, param in self.aug_model.named_parameters():
+            if name in base and base[name].shape == param.shape:
+                # not widened (a head's): every width runs the base's own
+                # tensor, so this copy is never used, and must not train
+                param.requires_grad_(False)
         # the narrower widths run on slices of aug_model's tensors; they
         # hold no weights of their own (meta tensors), and are no
         # submodules: nothing of theirs is saved, moved or optimised

@@ -114,7 +114,10 @@ class SFTNTeacher(WrapperModel):
             convolution, BN and ReLU. Defaults to None.
         lambda_teacher (float): Weight of the teacher's task losses.
             Defaults to 1.0.
-        lambda_kl (float): Weight of each branch's KL. Defaults to 1.0.
+        lambda_kl (float): Weight of each branch's KL. Defaults to 3.0,
+            the CIFAR-100 value of the one public reimplementation
+            (kimyuji/SFTN_kd; no official code is public, and the paper's
+            own values could not be read here).
         lambda_ce (float): Weight of each branch's task losses. Defaults to
             1.0.
         temperature (float): Softmax temperature of the KL. Defaults to 1.0.
@@ -147,7 +150,7 @@ class SFTNTeacher(WrapperModel):
                  branch_points: Optional[Sequence[int]] = None,
                  transform: Optional[dict] = None,
                  lambda_teacher: float = 1.0,
-                 lambda_kl: float = 1.0,
+                 lambda_kl: float = 3.0,
                  lambda_ce: float = 1.0,
                  temperature: float = 1.0,
                  probe_size: int = 64,
