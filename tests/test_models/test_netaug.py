@@ -22,10 +22,26 @@ SEG_KEYS = [
 DET_KEYS = ['backbone.base_channels', 'neck.in_channels']
 
 
+def fcn_student(files):
+    """The tiny PSPNet with an FCN decode head: PSPNet's pyramid pooling
+    concatenates its widened input with the pooled maps, which NetAug
+    refuses (see test_a_concatenation_of_widened_channels_fails)."""
+    cfg = Config.fromfile(files['student'])
+    head = dict(cfg.model.decode_head)
+    head.pop('pool_scales')
+    head.update(type='FCNHead', num_convs=1, concat_input=False)
+    cfg.model.decode_head = head
+    return cfg
+
+
 def netaug_config(files, keys, work_dir, mults=(1.5, 2.0), hooks=(),
                   distil=False):
-    cfg = distill_config(files) if distil else Config.fromfile(
-        files['student'])
+    if distil:
+        cfg = distill_config(files)
+    elif keys is SEG_KEYS:
+        cfg = fcn_student(files)
+    else:
+        cfg = Config.fromfile(files['student'])
     cfg.model = dict(type='mmkd.NetAug', model=cfg.model, width_keys=keys,
                      width_mults=list(mults))
     cfg.custom_imports = dict(imports=['mmkd'])
@@ -156,7 +172,7 @@ def test_a_detector_with_netaug_and_distillation_through_tools_train(
 ])
 def test_bad_widths_fail_at_build_naming_the_key(seg_files, change, error,
                                                  match):
-    cfg = Config.fromfile(seg_files['student'])
+    cfg = fcn_student(seg_files)
     init_default_scope('mmseg')
     model = dict(type='mmkd.NetAug', model=cfg.model, width_keys=SEG_KEYS,
                  width_mults=[1.5])
@@ -184,7 +200,7 @@ def test_widened_keeps_derived_widths_consistent():
 
 
 def test_the_base_model_starts_as_plain_training_starts_it(seg_files):
-    cfg = Config.fromfile(seg_files['student'])
+    cfg = fcn_student(seg_files)
     init_default_scope('mmseg')
     torch.manual_seed(3)
     plain = MODELS.build(cfg.model)
@@ -200,3 +216,16 @@ def test_the_base_model_starts_as_plain_training_starts_it(seg_files):
     # and the training's stream is where plain training leaves it
     assert torch.equal(torch.rand(3), (torch.manual_seed(3), MODELS.build(
         cfg.model).init_weights(), torch.rand(3))[2])
+
+
+def test_a_concatenation_of_widened_channels_fails_at_build(seg_files):
+    # PSPNet's bottleneck reads [input, pooled maps]: in the wide model its
+    # leading input channels are the wide input's, not the base's layout
+    cfg = Config.fromfile(seg_files['student'])
+    init_default_scope('mmseg')
+    with pytest.raises(ValueError,
+                       match=r'model.width_mults \(1.5\): with .* widened, '
+                       r'the base model is not the leading-channel '
+                       r"sub-network .* PSPNet's pyramid pooling"):
+        MODELS.build(dict(type='mmkd.NetAug', model=cfg.model,
+                          width_keys=SEG_KEYS, width_mults=[1.5]))

@@ -153,11 +153,11 @@ def test_teacher_option_finds_the_teacher_inside_netaug():
     demo = osp.join(REPO, 'configs', 'demo')
     runs = {
         name: tool.teacher_option(
-            osp.join(demo, f'pspnet_r34_to_r18_digits_{name}.py'), 't.pth')
-        for name in ('dist', 'dist_netaug', 'netaug')
+            osp.join(demo, f'gfl_r34_to_r18_digits_{name}.py'), 't.pth')
+        for name in ('crosskd', 'crosskd_netaug', 'netaug')
     }
-    assert runs == dict(dist=['model.teacher.checkpoint=t.pth'],
-                        dist_netaug=['model.model.teacher.checkpoint=t.pth'],
-                        netaug=[])
-    assert {'pspnet.netaug', 'pspnet.dist_netaug', 'gfl.netaug',
-            'gfl.crosskd_netaug'} <= set(tool.METHODS)
+    assert runs == dict(
+        crosskd=['model.teacher.checkpoint=t.pth'],
+        crosskd_netaug=['model.model.teacher.checkpoint=t.pth'],
+        netaug=[])
+    assert {'gfl.netaug', 'gfl.crosskd_netaug'} <= set(tool.METHODS)

@@ -27,6 +27,51 @@ def _probe(model: nn.Module, size: int) -> None:
     model.train(was_training)
 
 
+def _outputs(output) -> list:
+    if isinstance(output, Tensor):
+        return [output]
+    if isinstance(output, (list, tuple)):
+        return [t for item in output for t in _outputs(item)]
+    if isinstance(output, dict):
+        return [t for item in output.values() for t in _outputs(item)]
+    return []
+
+
+def nests(base: nn.Module, structure: nn.Module, size: int) -> bool:
+    """Whether ``base`` is the leading-slice sub-network of ``structure``:
+    with the base's parameters and statistics in the leading blocks and
+    zeros elsewhere (unit variance), the wide model must compute what the
+    base computes. It does not where widened channels are concatenated
+    with others (PSPNet's pyramid pooling concatenates its input with the
+    pooled maps) or normalised in groups across them: there the base's
+    weights would meet other channels in the wide model."""
+    tensors = {}
+    own = dict(base.named_parameters())
+    own.update(base.named_buffers())
+    for name, tensor in list(structure.named_parameters()) + list(
+            structure.named_buffers()):
+        filled = torch.zeros(tensor.shape, dtype=tensor.dtype)
+        if name.endswith('running_var'):
+            filled.fill_(1)
+        if name in own:
+            filled[leading(own[name].shape)] = own[name].detach().cpu()
+        tensors[name] = filled
+    was_training = (base.training, structure.training)
+    base.eval()
+    structure.eval()
+    inputs = torch.rand(1, 3, size, size)
+    samples = probe_data_samples(base, size)
+    with torch.no_grad(), rng_kept():
+        expected = _outputs(base._forward(inputs, samples))
+        wide = _outputs(
+            functional_call(structure, tensors, (inputs, samples)))
+    base.train(was_training[0])
+    structure.train(was_training[1])
+    return len(expected) == len(wide) and all(
+        a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+        for a, b in zip(expected, wide))
+
+
 @MODELS.register_module()
 class NetAug(WrapperModel):
     """Train a tiny detector or segmentor with NetAug.
@@ -184,6 +229,16 @@ class NetAug(WrapperModel):
                     f'{key}: the base model\'s {bad[:5]} are not leading '
                     'blocks of the augmented model\'s: width_keys must only '
                     'widen channels')
+            if not nests(self.tiny, structure, probe_size):
+                raise ValueError(
+                    f'{key}: with {keys} widened, the base model is not the '
+                    'leading-channel sub-network of the wide one: a layer '
+                    'concatenates widened channels with others (e.g. '
+                    "PSPNet's pyramid pooling, an FCNHead with "
+                    'concat_input=True) or normalises them in groups, so '
+                    'the base\'s weights would meet other channels there; '
+                    'NetAug supports models whose widened channels only '
+                    'flow through convolutions, BatchNorm and sums')
             structures[mult] = structure
         return structures
 
