@@ -126,7 +126,7 @@ def _drop_pretrained(node: Any) -> None:
         init = node.get('init_cfg')
         if isinstance(init, dict) and init.get('type') == 'Pretrained':
             node['init_cfg'] = None
-        if node.get('pretrained') is not None and 'pretrained' in node:
+        if node.get('pretrained') is not None:
             node['pretrained'] = None
         for value in node.values():
             _drop_pretrained(value)
