@@ -24,6 +24,8 @@ SAME_METHOD = {
     'gfl_r34_to_r18_digits_mgd.py': 'retinanet_x101_to_r50_mgd.py',
     'pspnet_r34_to_r18_digits_mgd.py': 'pspnet_r101_to_r18_mgd.py',
     'gfl_r34_to_r18_digits_fgd.py': 'gfl_r101_to_r50_fgd.py',
+    'segformer_mitb2_to_mitb0_digits_mobilebert.py':
+    'segformer_mitb2_to_mitb0_mobilebert.py',
 }
 
 
@@ -48,7 +50,9 @@ def test_demo_pairs_point_at_the_teacher_their_config_writes():
                            'faster_rcnn_r34_digits.py'),
                           ('gfl_r34_to_r18_digits.py', 'gfl_r34_digits.py'),
                           ('pspnet_r34_to_r18_digits.py',
-                           'pspnet_r34_digits.py')):
+                           'pspnet_r34_digits.py'),
+                          ('segformer_mitb2_to_mitb0_digits.py',
+                           'segformer_mitb2_digits.py')):
         cfg = Config.fromfile(
             osp.join(REPO, 'configs', 'demo', '_base_', pair))
         iters = Config.fromfile(osp.join(REPO, 'configs', 'demo',

@@ -36,7 +36,8 @@ CONFIGS = [
     osp.join(DEMO, name) for name in (
         'faster_rcnn_r18_digits.py', 'faster_rcnn_r34_digits.py',
         'gfl_r18_digits.py', 'gfl_r34_digits.py', 'pspnet_r18_digits.py',
-        'pspnet_r34_digits.py')
+        'pspnet_r34_digits.py', 'segformer_mitb0_digits.py',
+        'segformer_mitb2_digits.py')
 ]
 ITERS = 500
 CROP = 48

@@ -105,7 +105,7 @@ def loss_values(name: str, precision: str = 'auto') -> dict:
             if source.startswith('const.'):
                 distiller.constants[source[6:]] = torch.randn(
                     head.num_classes + 1, head.shared_fcs[-1].out_features)
-    detection = 'pspnet' not in name
+    detection = 'decode_head' not in model['student']  # not a segmentor
     inputs, samples = (detection_batch()
                        if detection else segmentation_batch())
     torch.manual_seed(3)
