@@ -101,11 +101,12 @@ def test_tekap_variants_wrap_logit_and_feature_losses(tmp_path):
 
 def test_pairs_and_methods_are_found_from_the_configs():
     tool = load_tool()
-    assert sorted(tool.PAIRS) == ['faster_rcnn', 'gfl', 'pspnet']
+    assert sorted(tool.PAIRS) == ['faster_rcnn', 'gfl', 'pspnet', 'segformer']
     assert tool.PAIRS['pspnet']['metric'] == 'mIoU'
+    assert tool.PAIRS['segformer']['metric'] == 'mIoU'
     assert tool.PAIRS['gfl']['metric'] == 'coco/bbox_mAP'
-    assert {'faster_rcnn.nd', 'gfl.ld', 'pspnet.skd_pair'} <= set(
-        tool.METHODS)
+    assert {'faster_rcnn.nd', 'gfl.ld', 'pspnet.skd_pair',
+            'segformer.mobilebert'} <= set(tool.METHODS)
     picked = tool.select_methods(['hint', 'faster_rcnn.chen'])
     assert [(name, pair) for name, pair, _ in picked] == [
         ('hint', 'faster_rcnn'), ('hint', 'pspnet'), ('chen', 'faster_rcnn')]
