@@ -10,6 +10,7 @@ import argparse
 import os
 import os.path as osp
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
@@ -96,6 +97,10 @@ def main():
     }, args.checkpoint, f'the model of {args.config}', args.strict,
               'pass --no-strict to test with what fits')
     runner.test()
+    if torch.distributed.is_initialized():
+        # gloo's threads torn down at exit with the group alive can abort a
+        # rank ('terminate called without an active exception')
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == '__main__':
