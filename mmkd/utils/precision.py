@@ -11,7 +11,7 @@ before any loss sees them. ``model.teacher.precision`` picks it:
 - ``'fp32'``: full precision, also inside ``--amp``'s autocast.
 """
 import contextlib
-from typing import Any, Optional
+from typing import Any, Collection, Optional, Sequence
 
 import torch
 from torch import nn
@@ -48,23 +48,30 @@ def autocast_dtype(precision: str,
 CAST_ONCE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
-def _reduced_copy(module: nn.Module, name: str,
-                  dtype: torch.dtype) -> torch.Tensor:
-    """The module's copy of its parameter ``name`` in ``dtype``, made anew
-    when the parameter moved or changed (in-place loads bump its version).
-    """
+def _reduced_copy(module: nn.Module, name: str, dtype: torch.dtype,
+                  channels_last: bool = False) -> torch.Tensor:
+    """The module's copy of its parameter ``name`` in ``dtype`` (and NHWC
+    for 4-d weights with ``channels_last``), made anew when the parameter
+    moved or changed (in-place loads bump its version)."""
     param = getattr(module, name)
-    key = (param.data_ptr(), param._version, dtype)
+    key = (param.data_ptr(), param._version, dtype, channels_last)
     copies = module.__dict__.setdefault('_reduced_copies', {})
     if name not in copies or copies[name][0] != key:
-        copies[name] = (key, param.detach().to(dtype))
+        copy = param.detach().to(dtype)
+        if channels_last and copy.dim() == 4:
+            copy = copy.contiguous(memory_format=torch.channels_last)
+        copies[name] = (key, copy)
     return copies[name][1]
 
 
 @contextlib.contextmanager
-def weights_in(model: nn.Module, dtype: torch.dtype):
-    """Hold ``model``'s frozen conv and linear weights in ``dtype`` for the
-    duration.
+def weights_in(model: nn.Module,
+               dtype: Optional[torch.dtype],
+               channels_last: bool = False,
+               skip: Collection[nn.Module] = ()):
+    """Hold ``model``'s frozen conv and linear weights in ``dtype`` (their
+    own where None), 4-d ones in NHWC with ``channels_last``, for the
+    duration; modules in ``skip`` are left alone.
 
     Autocast casts them to ``dtype`` on every call (it caches casts only of
     parameters that require grad, which a frozen teacher's do not): extra
@@ -81,12 +88,19 @@ def weights_in(model: nn.Module, dtype: torch.dtype):
     swapped = []
     try:
         for module in modules:
+            if module in skip:
+                continue
             for name in ('weight', 'bias'):
                 param = getattr(module, name)
-                if (param is not None and not param.requires_grad
-                        and param.dtype == torch.float32):
-                    swapped.append((param, param.data))
-                    param.data = _reduced_copy(module, name, dtype)
+                if (param is None or param.requires_grad
+                        or param.dtype != torch.float32):
+                    continue
+                layout = channels_last and param.dim() == 4
+                if dtype is None and not layout:
+                    continue
+                swapped.append((param, param.data))
+                param.data = _reduced_copy(module, name, dtype
+                                           or param.dtype, layout)
         yield
     finally:
         for param, data in swapped:
@@ -96,35 +110,56 @@ def weights_in(model: nn.Module, dtype: torch.dtype):
 @contextlib.contextmanager
 def teacher_forward(precision: str,
                     device: torch.device,
-                    model: Optional[nn.Module] = None):
+                    model: Optional[nn.Module] = None,
+                    fold_pairs: Sequence[tuple] = (),
+                    channels_last: bool = False):
     """``no_grad``, and autocast to the teacher's precision on ``device``
     (autocast off for full precision), with ``model``'s weights cast once
-    (:func:`weights_in`). Yields the reduced dtype or None."""
+    (:func:`weights_in`), the BatchNorms of ``fold_pairs`` folded into
+    their convolutions (:func:`mmkd.utils.fast_teacher.bn_folded`) and the
+    conv weights in NHWC with ``channels_last``. Yields the reduced dtype
+    or None."""
+    from mmkd.utils.fast_teacher import bn_folded
     dtype = autocast_dtype(precision, device)
     with contextlib.ExitStack() as stack:
         stack.enter_context(torch.no_grad())
         if dtype is None:
             stack.enter_context(torch.autocast(device.type, enabled=False))
         else:
-            stack.enter_context(torch.autocast(device.type, dtype=dtype))
-            if model is not None:
-                stack.enter_context(weights_in(model, dtype))
+            # no cast cache: it holds only casts of weights that require
+            # grad (none here), and CUDA graph capture forbids it
+            stack.enter_context(
+                torch.autocast(device.type, dtype=dtype, cache_enabled=False))
+        if fold_pairs:
+            stack.enter_context(bn_folded(fold_pairs, dtype, channels_last))
+        if model is not None and (dtype is not None or channels_last):
+            stack.enter_context(
+                weights_in(model, dtype, channels_last,
+                           {conv
+                            for conv, _ in fold_pairs}))
         yield dtype
+
+
+def map_tensors(obj: Any, fn) -> Any:
+    """``obj`` with ``fn`` applied to every tensor in it (through tuples,
+    named tuples, lists and dicts); anything else as it is."""
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return type(obj)((k, map_tensors(v, fn)) for k, v in obj.items())
+    if isinstance(obj, (tuple, list)):
+        mapped = [map_tensors(v, fn) for v in obj]
+        return type(obj)(mapped) if not hasattr(obj, '_fields') else type(
+            obj)(*mapped)
+    return obj
 
 
 def cast_floats(obj: Any, dtype: torch.dtype) -> Any:
     """``obj`` with every floating-point tensor in it (through tuples, lists
     and dicts) cast to ``dtype``; anything else as it is."""
-    if isinstance(obj, torch.Tensor):
-        return (obj.to(dtype)
-                if obj.is_floating_point() and obj.dtype != dtype else obj)
-    if isinstance(obj, dict):
-        return type(obj)((k, cast_floats(v, dtype)) for k, v in obj.items())
-    if isinstance(obj, (tuple, list)):
-        cast = [cast_floats(v, dtype) for v in obj]
-        return type(obj)(cast) if not hasattr(obj, '_fields') else type(obj)(
-            *cast)
-    return obj
+    return map_tensors(
+        obj, lambda t: t.to(dtype)
+        if t.is_floating_point() and t.dtype != dtype else t)
 
 
 def enable_amp(cfg) -> bool:

@@ -12,10 +12,12 @@ from mmengine.registry import DefaultScope
 from torch import nn
 
 from mmkd.utils.checkpoint import load_checkpoint_file
+from mmkd.utils.fast_teacher import SWITCHES, check_switch
 from mmkd.utils.fit import mismatch_report
 from mmkd.utils.precision import check_precision
 
-TEACHER_KEYS = ('config', 'checkpoint', 'strict', 'precision')
+TEACHER_KEYS = ('config', 'checkpoint', 'strict', 'precision', 'fold_bn',
+                'channels_last', 'cuda_graph')
 
 
 def load_model_config(cfg: Union[str, dict],
@@ -116,8 +118,10 @@ def build_teacher(cfg: dict, key: str = 'teacher') -> nn.Module:
 
     Args:
         cfg (dict): ``dict(config=..., checkpoint=..., strict=True,
-            precision='auto')`` (``precision`` is checked here and applied
-            by the distiller, see :mod:`mmkd.utils.precision`).
+            precision='auto', fold_bn='auto', channels_last='auto',
+            cuda_graph=False)`` (the last four are checked here and applied
+            by the distiller, see :mod:`mmkd.utils.precision` and
+            :mod:`mmkd.utils.fast_teacher`).
         key (str): The config key of ``cfg``, for errors.
     """
     if not isinstance(cfg, (dict, ConfigDict)) or 'config' not in cfg:
@@ -130,6 +134,9 @@ def build_teacher(cfg: dict, key: str = 'teacher') -> nn.Module:
         raise KeyError(f'{key}: unknown keys {sorted(unknown)}; valid keys '
                        f'are {TEACHER_KEYS}')
     check_precision(cfg.get('precision', 'auto'), f'{key}.precision')
+    for name in SWITCHES:
+        check_switch(
+            cfg.get(name, False), f'{key}.{name}', auto=name != 'cuda_graph')
     teacher = build_model(cfg['config'], f'{key}.config')
     checkpoint = cfg.get('checkpoint')
     if checkpoint is None:

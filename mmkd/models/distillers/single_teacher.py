@@ -1,4 +1,5 @@
 """One distiller for mmdet detectors and mmseg segmentors."""
+import warnings
 from typing import Dict, List, Optional, Union
 
 import torch
@@ -7,6 +8,10 @@ from torch import Tensor, nn
 
 from mmkd.registry import MODELS
 from mmkd.utils import rng_kept
+from mmkd.utils.fast_teacher import (FOLD_TOLERANCE, TeacherGraphs,
+                                     contiguous_floats, find_fold_pairs,
+                                     fold_error)
+from mmkd.utils.fast_teacher import resolve as resolve_switch
 from mmkd.utils.precision import autocast_dtype, cast_floats, teacher_forward
 from ..adapters import AdapterDict, ConvAdapter, channel_dim, resize_like
 from ..base import WrapperModel
@@ -177,6 +182,11 @@ class SingleTeacherDistiller(WrapperModel):
         """The teacher, pairings, losses, taps and adapters."""
         teacher_model = build_teacher(teacher, 'model.teacher')
         self.teacher_precision = teacher.get('precision', 'auto')
+        # fold_bn / channels_last / cuda_graph (mmkd.utils.fast_teacher)
+        self.teacher_speed = dict(
+            fold_bn=teacher.get('fold_bn', 'auto'),
+            channels_last=teacher.get('channels_last', 'auto'),
+            cuda_graph=teacher.get('cuda_graph', False))
         # A tuple keeps the teacher out of parameters(), state_dict() and DDP.
         self._teacher = (teacher_model, )
         self._to_teacher_inputs = input_converter(self.student, teacher_model)
@@ -368,20 +378,92 @@ class SingleTeacherDistiller(WrapperModel):
         return self
 
     def _teacher_records(self, inputs: Tensor, data_samples: list) -> dict:
-        """The teacher's tapped outputs, in the student's dtype; the forward
-        runs under ``no_grad`` in ``teacher.precision``."""
-        with teacher_forward(self.teacher_precision, inputs.device,
-                             self.teacher) as dtype:
+        """The teacher's tapped outputs, in the student's dtype and the
+        default layout; the forward runs under ``no_grad`` in
+        ``teacher.precision``, with the savings of
+        :mod:`mmkd.utils.fast_teacher` that ``model.teacher`` switches on
+        (by default on CUDA in reduced precision: BatchNorms folded,
+        NHWC)."""
+        device = inputs.device
+        cuda = device.type == 'cuda'
+        dtype = autocast_dtype(self.teacher_precision, device)
+        speed = self.teacher_speed
+        reduced = cuda and dtype is not None
+        layout = resolve_switch(speed['channels_last'], reduced)
+        fold = (self._fold_pairs(inputs, data_samples)
+                if resolve_switch(speed['fold_bn'], reduced) else [])
+
+        def run(inputs: Tensor, data_samples: list) -> dict:
+            return self._run_teacher(inputs, data_samples,
+                                     self.teacher_precision, fold, layout)
+
+        if cuda and speed['cuda_graph']:
+            graphs = self.__dict__.get('_teacher_graphs')
+            if graphs is None:
+                graphs = TeacherGraphs(run, self._teacher_weights)
+                self.__dict__['_teacher_graphs'] = graphs
+            graphs.run = run  # the pairs or layout may have changed
+            records = graphs(inputs, data_samples)  # copies
+        else:
+            records = run(inputs, data_samples)
+        if dtype is None and not layout:
+            return records
+        return contiguous_floats(records,
+                                 self._student_dtype() if dtype else None)
+
+    def _run_teacher(self, inputs: Tensor, data_samples: list,
+                     precision: str, fold: list, layout: bool) -> dict:
+        """One forward of the teacher as far as the taps need; its
+        records as they come (dtype, layout)."""
+        with teacher_forward(precision, inputs.device, self.teacher, fold,
+                             layout):
             if self._to_teacher_inputs is not None:
                 inputs = self._to_teacher_inputs(inputs)
+            if layout:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
             with self.teacher_taps.recording(stop_early=True):
                 try:
                     self.teacher._forward(inputs, data_samples)
                 except TapsComplete:
                     pass
-                records = self.teacher_taps.collect()
-        return records if dtype is None else cast_floats(
-            records, self._student_dtype())
+                return self.teacher_taps.collect()
+
+    def _fold_pairs(self, inputs: Tensor, data_samples: list) -> list:
+        """The teacher's (conv, BatchNorm) pairs to fold, found on the
+        first batch by tracing its forward in full precision, and kept only
+        if the folded forward gives the same records there."""
+        pairs = self.__dict__.get('_teacher_fold_pairs')
+        if pairs is not None:
+            return pairs
+        found = []
+
+        def plain() -> None:
+            found.append(
+                self._run_teacher(inputs, data_samples, 'fp32', [], False))
+
+        pairs = find_fold_pairs(self.teacher, plain)
+        if pairs:
+            folded = self._run_teacher(inputs, data_samples, 'fp32', pairs,
+                                       False)
+            error = fold_error(found[0], folded)
+            if error > FOLD_TOLERANCE:
+                warnings.warn(
+                    f'model.teacher.fold_bn: folding {len(pairs)} '
+                    f'BatchNorms into their convolutions changed the '
+                    f"teacher's records by {error:.2g} (relative); the "
+                    'teacher runs unfolded (a convolution whose output is '
+                    'read by more than its BatchNorm?)')
+                pairs = []
+        self.__dict__['_teacher_fold_pairs'] = pairs
+        return pairs
+
+    def _teacher_weights(self) -> tuple:
+        """A token of the teacher's weights: their storage and versions."""
+        return tuple((t.data_ptr(), t._version)
+                     for t in self.__dict__.setdefault(
+                         '_teacher_tensors',
+                         list(self.teacher.parameters()) +
+                         list(self.teacher.buffers())))
 
     def _student_dtype(self) -> torch.dtype:
         return next(bare(self.student).parameters()).dtype

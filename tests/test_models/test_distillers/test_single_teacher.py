@@ -227,7 +227,8 @@ def test_teacher_config_errors(det_files):
             KeyError,
             match=r"model.teacher: unknown keys "
             r"\['ckpt'\]; valid keys are \('config', "
-            r"'checkpoint', 'strict', 'precision'\)"):
+            r"'checkpoint', 'strict', 'precision', 'fold_bn', "
+            r"'channels_last', 'cuda_graph'\)"):
         build(cfg)
     cfg.model.teacher = dict(config='/nonexistent/teacher.py')
     with pytest.raises(
