@@ -20,11 +20,14 @@ nothing beyond running both networks. On CUDA every phase is timed between
 synchronisations. ``--amp`` trains both steps with mmengine's
 ``AmpOptimWrapper``, as ``tools/train.py --amp`` does; the teacher runs in
 its ``model.teacher.precision`` (bf16 on CUDA by default;
-``--teacher-precision fp32`` for full precision). Peak memory per phase
-comes from CUDA's allocator on GPUs; on CPUs each phase runs again in a
-fresh process and its peak resident size is read (``--no-memory`` skips
-that). The teacher's checkpoint is not loaded (timing does not depend on
-its values).
+``--teacher-precision fp32`` for full precision), with its CUDA defaults
+of ``fold_bn`` and ``channels_last`` (``--cfg-options
+model.teacher.fold_bn=False`` etc.; ``model.teacher.cuda_graph=True``
+replays it as CUDA graphs, see ``mmkd/utils/fast_teacher.py``). Peak
+memory per phase comes from CUDA's allocator on GPUs; on CPUs each phase
+runs again in a fresh process and its peak resident size is read
+(``--no-memory`` skips that). The teacher's checkpoint is not loaded
+(timing does not depend on its values).
 """
 import argparse
 import copy
@@ -45,6 +48,7 @@ import mmkd  # noqa: F401
 from mmkd.engine.optimizers.distiller_constructor import AMP_KEYS
 from mmkd.models.distillers.builder import build_model
 from mmkd.registry import HOOKS
+from mmkd.utils.fast_teacher import resolve
 from mmkd.utils.precision import PRECISIONS, autocast_dtype, enable_amp
 
 PHASES = ('student', 'teacher', 'kd')
@@ -344,9 +348,19 @@ def setting(args, cfg: Config) -> dict:
     teacher = autocast_dtype(cfg.model.teacher.get('precision', 'auto'),
                              device)
     amp = cfg.optim_wrapper.get('type') == 'AmpOptimWrapper'
+    speed = {
+        k: cfg.model.teacher.get(k, v)
+        for k, v in (('fold_bn', 'auto'), ('channels_last', 'auto'),
+                     ('cuda_graph', False))
+    }
+    cuda = device.type == 'cuda'
+    reduced = cuda and teacher is not None  # where 'auto' switches them on
     return dict(
         config=args.config,
         device=device_name(device),
+        teacher_fold_bn=resolve(speed['fold_bn'], reduced),
+        teacher_channels_last=resolve(speed['channels_last'], reduced),
+        teacher_cuda_graph=bool(speed['cuda_graph']) and cuda,
         torch=torch.__version__,
         dtype=(str(cfg.optim_wrapper.get('dtype') or 'float16')
                if amp else 'float32').replace('torch.', ''),

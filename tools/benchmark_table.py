@@ -7,11 +7,18 @@ teacher, with and without ``--amp``, in one process.
 Each (config, variant) is timed as ``tools/benchmark.py`` times it (same
 phases, synthetic batches and ratio); the variants are
 
-- ``fp32``: student and teacher in full precision;
-- ``teacher``: the teacher in its default reduced precision
-  (``model.teacher.precision='auto'``: bf16 on CUDA);
-- ``amp``: both steps under ``AmpOptimWrapper``, the teacher in fp32;
-- ``amp+teacher``: both.
+- ``fp32``: student and teacher in full precision, the teacher's forward
+  plain (no folded BatchNorms, no NHWC);
+- ``teacher``: the teacher as it runs by default on CUDA: bf16
+  (``model.teacher.precision='auto'``), BatchNorms folded, NHWC
+  (``fold_bn`` and ``channels_last``, see ``mmkd/utils/fast_teacher.py``);
+- ``teacher-cast``: bf16 with its weights cast once, nothing else;
+- ``teacher+graph``: ``teacher`` with ``cuda_graph=True``;
+- ``amp``: both steps under ``AmpOptimWrapper``, the teacher plain fp32;
+- ``amp+teacher``, ``amp+teacher+graph``: both.
+
+The first four of ``fp32 teacher amp amp+teacher`` run without
+``--variants``.
 
 Besides ``kd / (student + teacher)`` the table gives the step against the
 full-precision limit: ``kd / (student + teacher at fp32)``, the same AMP
@@ -36,12 +43,27 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS, init_default_scope
 
+#: the teacher's forward with every saving off, as before the savings
+PLAIN = dict(fold_bn=False, channels_last=False, cuda_graph=False)
+#: its defaults on CUDA ('auto': BatchNorms folded, NHWC in bf16)
+DEFAULT = dict(fold_bn='auto', channels_last='auto', cuda_graph=False)
 VARIANTS = {
-    'fp32': dict(amp=False, teacher_precision='fp32'),
-    'teacher': dict(amp=False, teacher_precision='auto'),
-    'amp': dict(amp=True, teacher_precision='fp32'),
-    'amp+teacher': dict(amp=True, teacher_precision='auto'),
+    'fp32': dict(amp=False, teacher_precision='fp32', teacher=PLAIN),
+    'teacher-cast': dict(amp=False, teacher_precision='auto', teacher=PLAIN),
+    'teacher': dict(amp=False, teacher_precision='auto', teacher=DEFAULT),
+    'teacher+graph': dict(
+        amp=False,
+        teacher_precision='auto',
+        teacher=dict(DEFAULT, cuda_graph=True)),
+    'amp': dict(amp=True, teacher_precision='fp32', teacher=PLAIN),
+    'amp+teacher': dict(amp=True, teacher_precision='auto', teacher=DEFAULT),
+    'amp+teacher+graph': dict(
+        amp=True,
+        teacher_precision='auto',
+        teacher=dict(DEFAULT, cuda_graph=True)),
 }
+#: what the table measures without --variants
+DEFAULT_VARIANTS = ('fp32', 'teacher', 'amp', 'amp+teacher')
 MMDET_LD = 'mmdet::ld/ld_r18-gflv1-r101_fpn_1x_coco.py'
 
 
@@ -61,7 +83,10 @@ def parse_args():
                                      'table')
     parser.add_argument('configs', nargs='*', help='distillation configs')
     parser.add_argument(
-        '--variants', nargs='+', default=list(VARIANTS), choices=VARIANTS)
+        '--variants',
+        nargs='+',
+        default=list(DEFAULT_VARIANTS),
+        choices=VARIANTS)
     parser.add_argument(
         '--mmdet-ld', action='store_true', help="add mmdet's own LD")
     parser.add_argument('--img-size', type=int, default=800)
@@ -85,6 +110,8 @@ def is_segmentor(cfg: Config) -> bool:
 
 def run_args(args, config: str, variant: str, segmentor: bool):
     """The ``tools/benchmark.py`` arguments of one row."""
+    variant = dict(VARIANTS[variant])
+    teacher = variant.pop('teacher')
     return argparse.Namespace(
         config=config,
         img_size=args.seg_img_size if segmentor else args.img_size,
@@ -95,8 +122,9 @@ def run_args(args, config: str, variant: str, segmentor: bool):
         device=args.device,
         no_memory=True,
         json=None,
-        cfg_options=None,
-        **VARIANTS[variant])
+        cfg_options={f'model.teacher.{k}': v
+                     for k, v in teacher.items()},
+        **variant)
 
 
 def mmkd_row(args, config: str, variant: str) -> dict:

@@ -63,6 +63,57 @@ def test_settings_name_the_teacher_precision_and_amp(bench):
     assert bench.setting(namespace(SKD), cfg)['teacher_dtype'] == 'float32'
 
 
+def test_settings_name_the_teachers_savings(bench):
+    """fold_bn / channels_last / cuda_graph as resolved on the device: all
+    off on CPU by default, as set where the config sets them."""
+    args = namespace(SKD)
+    meta = bench.setting(args, bench.load_config(args))
+    assert (meta['teacher_fold_bn'], meta['teacher_channels_last'],
+            meta['teacher_cuda_graph']) == (False, False, False)
+    args = namespace(
+        SKD,
+        cfg_options={
+            'model.teacher.fold_bn': True,
+            'model.teacher.channels_last': True
+        })
+    meta = bench.setting(args, bench.load_config(args))
+    assert meta['teacher_fold_bn'] and meta['teacher_channels_last']
+
+
+def test_table_variants_set_the_teachers_keys():
+    table = load('benchmark_table')
+    args = argparse.Namespace(
+        seg_img_size=64, img_size=128, batch_size=2, iters=1, warmup=0,
+        num_gt=4, device='cpu')
+    plain = table.run_args(args, SKD, 'fp32', True)
+    assert plain.cfg_options == {
+        'model.teacher.fold_bn': False,
+        'model.teacher.channels_last': False,
+        'model.teacher.cuda_graph': False
+    }
+    assert plain.teacher_precision == 'fp32' and plain.img_size == 64
+    graph = table.run_args(args, SKD, 'amp+teacher+graph', True)
+    assert graph.cfg_options['model.teacher.cuda_graph'] is True
+    assert graph.cfg_options['model.teacher.fold_bn'] == 'auto'
+    assert graph.amp and graph.teacher_precision == 'auto'
+
+
+def test_profile_teacher_folds_and_times_each_mode(tmp_path):
+    """tools/profile_teacher.py: one row per mode, the BatchNorms of the
+    ResNet teacher folded only where the mode folds them."""
+    out = tmp_path / 'profile.json'
+    run_script(
+        osp.join(REPO, 'tools', 'profile_teacher.py'),
+        osp.join(REPO, 'configs', 'demo',
+                 'faster_rcnn_r34_to_r18_digits_hint.py'), '--img-size', '64',
+        '--iters', '2', '--warmup', '1', '--modes', 'fp32', 'fp32-fold',
+        '--json', str(out))
+    rows = json.loads(out.read_text())
+    assert [r['mode'] for r in rows] == ['fp32', 'fp32-fold']
+    assert rows[0]['folded'] == 0 and rows[1]['folded'] > 0
+    assert all(r['wall_ms'] > 0 and r['kernel_ms'] is None for r in rows)
+
+
 def test_amp_reaches_the_student_alone_too(bench):
     """With the distiller's constructor (SKD: student and critic), --amp
     goes to the 'student' entry, which also trains the student alone."""
