@@ -165,13 +165,11 @@ def bn_folded(pairs: List[Tuple[nn.Conv2d, Any]],
 
 
 def _flat(obj: Any) -> List[torch.Tensor]:
-    if isinstance(obj, torch.Tensor):
-        return [obj] if obj.is_floating_point() else []
-    if isinstance(obj, dict):
-        obj = list(obj.values())
-    if isinstance(obj, (tuple, list)):
-        return [t for v in obj for t in _flat(v)]
-    return []
+    """The floating-point tensors in ``obj``, in order."""
+    found: List[torch.Tensor] = []
+    map_tensors(obj, lambda t: found.append(t) if t.is_floating_point()
+                else None)
+    return found
 
 
 def fold_error(plain: Any, folded: Any) -> float:
@@ -184,15 +182,6 @@ def fold_error(plain: Any, folded: Any) -> float:
                x.float().norm().clamp_min(1e-12)).item()
               for x, y in zip(a, b)]
     return max(errors, default=0.0)
-
-
-def contiguous_floats(obj: Any, dtype: Optional[torch.dtype]) -> Any:
-    """``obj`` with every floating-point tensor in it in ``dtype`` (kept
-    where None) and in the default (contiguous) layout."""
-    return map_tensors(
-        obj, lambda t: t.to(dtype or t.dtype,
-                            memory_format=torch.contiguous_format)
-        if t.is_floating_point() else t)
 
 
 def clone_tensors(obj: Any) -> Any:

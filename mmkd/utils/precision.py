@@ -154,12 +154,15 @@ def map_tensors(obj: Any, fn) -> Any:
     return obj
 
 
-def cast_floats(obj: Any, dtype: torch.dtype) -> Any:
+def cast_floats(obj: Any, dtype: Optional[torch.dtype] = None) -> Any:
     """``obj`` with every floating-point tensor in it (through tuples, lists
-    and dicts) cast to ``dtype``; anything else as it is."""
+    and dicts) in ``dtype`` (its own where None) and the default
+    (contiguous) layout; a tensor that is both already, and anything else,
+    as it is."""
     return map_tensors(
-        obj, lambda t: t.to(dtype)
-        if t.is_floating_point() and t.dtype != dtype else t)
+        obj, lambda t: t.to(dtype or t.dtype,
+                            memory_format=torch.contiguous_format)
+        if t.is_floating_point() else t)
 
 
 def enable_amp(cfg) -> bool:

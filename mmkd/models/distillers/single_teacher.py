@@ -9,8 +9,7 @@ from torch import Tensor, nn
 from mmkd.registry import MODELS
 from mmkd.utils import rng_kept
 from mmkd.utils.fast_teacher import (FOLD_TOLERANCE, TeacherGraphs,
-                                     contiguous_floats, find_fold_pairs,
-                                     fold_error)
+                                     find_fold_pairs, fold_error)
 from mmkd.utils.fast_teacher import resolve as resolve_switch
 from mmkd.utils.precision import autocast_dtype, cast_floats, teacher_forward
 from ..adapters import AdapterDict, ConvAdapter, channel_dim, resize_like
@@ -408,8 +407,7 @@ class SingleTeacherDistiller(WrapperModel):
             records = run(inputs, data_samples)
         if dtype is None and not layout:
             return records
-        return contiguous_floats(records,
-                                 self._student_dtype() if dtype else None)
+        return cast_floats(records, self._student_dtype() if dtype else None)
 
     def _run_teacher(self, inputs: Tensor, data_samples: list,
                      precision: str, fold: list, layout: bool) -> dict:

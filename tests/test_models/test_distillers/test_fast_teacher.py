@@ -12,8 +12,8 @@ from test_teacher_precision import flat
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmkd.utils.fast_teacher import (bn_folded, contiguous_floats,
-                                     find_fold_pairs, fold_error)
+from mmkd.utils.fast_teacher import bn_folded, find_fold_pairs, fold_error
+from mmkd.utils.precision import cast_floats
 from tiny_setups import distill_config
 
 
@@ -148,10 +148,10 @@ def test_channels_last_bf16_records_come_back_contiguous_fp32(det_files):
                for p in model.teacher.parameters())
 
 
-def test_contiguous_floats_keeps_other_values():
+def test_cast_floats_also_restores_the_default_layout():
     nhwc = torch.ones(1, 3, 2, 2).contiguous(memory_format=torch.channels_last)
     labels = torch.arange(2)
-    out = contiguous_floats(dict(a=(nhwc, labels), b='x'), torch.bfloat16)
+    out = cast_floats(dict(a=(nhwc, labels), b='x'), torch.bfloat16)
     assert out['a'][0].is_contiguous() and out['a'][0].dtype == torch.bfloat16
     assert out['a'][1] is labels and out['b'] == 'x'
 
