@@ -1,11 +1,9 @@
 # NetAug (configs/_base_/netaug.py) on a tiny DeepLabV3: ResNet-18-D8 (V1c) at
 # half width (32 channels at the stem; mmseg's R18 pretrained weights are
 # full width, so from scratch), Cityscapes 512x1024, mmseg's 80k schedule.
-# Widened 1.8x and 2.6x: the backbone and the heads' inputs (not PSPNet:
-# its pyramid pooling concatenates the widened input, which NetAug
-# refuses; ASPP concatenates only its own, unwidened branches). The
-# augmentation stops at 40k, as the official runs stop it for about the
-# last half.
+# Widened 1.8x and 2.6x: the backbone and the heads' inputs (ASPP
+# concatenates only its own, unwidened branches). The augmentation stops
+# at 40k, as the official runs stop it for about the last half.
 _base_ = [
     'mmseg::deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py',
     './_base_/netaug.py'

@@ -11,8 +11,8 @@
 netaug = dict(type='mmkd.NetAug', width_mults=[1.8, 2.6], alpha=1.0)
 netaug_width_keys = dict(
     # mmseg's ResNetV1c (stem and stages) and the decode and auxiliary
-    # heads that read it (DeepLabV3, FCN; not PSPNet, whose pyramid pooling
-    # concatenates its widened input with the pooled maps: refused)
+    # heads that read it (DeepLabV3, FCN, PSPNet: a concatenation of the
+    # widened input with other maps nests piece by piece)
     segmentor=[
         'backbone.base_channels', 'backbone.stem_channels',
         'decode_head.in_channels', 'auxiliary_head.in_channels'

@@ -8,8 +8,11 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
+from torch.func import functional_call
 
-from mmkd.models.netaug.widths import leading, widened
+from mmkd.models.distillers.single_teacher import probe_data_samples
+from mmkd.models.netaug.netaug import nests
+from mmkd.models.netaug.widths import block, leading, widened
 from mmkd.registry import MODELS
 from tiny_setups import REPO, check_export, distill_config, run_script
 
@@ -23,9 +26,8 @@ DET_KEYS = ['backbone.base_channels', 'neck.in_channels']
 
 
 def fcn_student(files):
-    """The tiny PSPNet with an FCN decode head: PSPNet's pyramid pooling
-    concatenates its widened input with the pooled maps, which NetAug
-    refuses (see test_a_concatenation_of_widened_channels_fails)."""
+    """The tiny PSPNet with an FCN decode head (PSPNet itself: see
+    test_a_concatenation_nests_piece_by_piece)."""
     cfg = Config.fromfile(files['student'])
     head = dict(cfg.model.decode_head)
     head.pop('pool_scales')
@@ -35,10 +37,10 @@ def fcn_student(files):
 
 
 def netaug_config(files, keys, work_dir, mults=(1.5, 2.0), hooks=(),
-                  distil=False):
+                  distil=False, psp=False):
     if distil:
         cfg = distill_config(files)
-    elif keys is SEG_KEYS:
+    elif keys is SEG_KEYS and not psp:
         cfg = fcn_student(files)
     else:
         cfg = Config.fromfile(files['student'])
@@ -169,6 +171,8 @@ def test_a_detector_with_netaug_and_distillation_through_tools_train(
      ValueError, r'model.width_mults \(1.5\): the model with .* does not '
      'build'),
     (dict(alpha=-1), ValueError, 'model.alpha must be'),
+    (dict(aug_init='zeros'), ValueError,
+     "model.aug_init must be 'random' or 'preserve', got 'zeros'"),
 ])
 def test_bad_widths_fail_at_build_naming_the_key(seg_files, change, error,
                                                  match):
@@ -218,14 +222,108 @@ def test_the_base_model_starts_as_plain_training_starts_it(seg_files):
         cfg.model).init_weights(), torch.rand(3))[2])
 
 
-def test_a_concatenation_of_widened_channels_fails_at_build(seg_files):
-    # PSPNet's bottleneck reads [input, pooled maps]: in the wide model its
-    # leading input channels are the wide input's, not the base's layout
+def psp_netaug(seg_files, mults=(1.5, )):
     cfg = Config.fromfile(seg_files['student'])
+    init_default_scope('mmseg')
+    return MODELS.build(dict(type='mmkd.NetAug', model=cfg.model,
+                             width_keys=SEG_KEYS, width_mults=list(mults)))
+
+
+def test_a_concatenation_nests_piece_by_piece(seg_files):
+    # PSPNet's bottleneck reads [input, 4 pooled maps]; with the input and
+    # the head's channels widened 1.5x every piece is wider, so the base's
+    # weights for the pooled maps sit after the wide input's channels
+    model = psp_netaug(seg_files, mults=(1.5, 2.0))
+    name = 'decode_head.bottleneck.conv.weight'
+    head = model.tiny.decode_head
+    c, ch = head.in_channels, head.channels
+    assert model.layouts[1.0] == {name: {1: [c] + [ch] * 4}}
+    assert model.layouts[1.5][name] == {1: [c * 3 // 2] + [ch * 3 // 2] * 4}
+    base = head.bottleneck.conv.weight
+    for mult in (1.5, 2.0):
+        wide = model.aug_tensors(mult)[name]
+        c_w = model.layouts[mult][name][1][0]
+        ch_w = model.layouts[mult][name][1][1]
+        assert torch.equal(wide[:ch, :c], base[:, :c])
+        for i in range(4):  # each pooled map's leading channels
+            assert torch.equal(
+                wide[:ch, c_w + i * ch_w:c_w + i * ch_w + ch],
+                base[:, c + i * ch:c + (i + 1) * ch]), (mult, i)
+    # with the base's layout taken for leading blocks, it would not nest
+    structure = model._structures[1.5]
+    assert nests(model.tiny, structure, 64, model.layouts[1.0],
+                 model.layouts[1.5])
+    assert not nests(model.tiny, structure, 64)
+
+
+def test_the_augmented_loss_reaches_the_base_through_a_concatenation(
+        seg_files, tmp_path):
+    runner = Runner.from_cfg(
+        netaug_config(seg_files, SEG_KEYS, tmp_path, mults=(1.5, ),
+                      psp=True))
+    model = runner.model
+    data = model.data_preprocessor(next(iter(runner.train_dataloader)),
+                                   True)
+    torch.manual_seed(0)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    aug = sum(v for k, v in losses.items()
+              if k.startswith('aug.') and 'loss' in k)
+    aug.backward()
+    base = model.tiny.decode_head.bottleneck.conv.weight
+    c = model.tiny.decode_head.in_channels
+    # the pooled maps' weights (after the input's c channels) train too
+    assert base.grad[:, c:].abs().sum() > 0
+    wide = model.aug_model.decode_head.bottleneck.conv.weight
+    index = block(base.shape, wide.shape, model.layouts[1.0][
+        'decode_head.bottleneck.conv.weight'], model.layouts[1.5][
+            'decode_head.bottleneck.conv.weight'])
+    # the base's own blocks of the widest tensor get nothing
+    assert torch.count_nonzero(wide.grad[index]) == 0
+    assert wide.grad.abs().sum() > 0
+
+
+def test_groupnorm_across_widened_channels_fails_at_build(seg_files):
+    # GroupNorm's groups span other channels in the wide model
+    cfg = fcn_student(seg_files)
+    cfg.model.decode_head.norm_cfg = dict(type='GN', num_groups=4)
     init_default_scope('mmseg')
     with pytest.raises(ValueError,
                        match=r'model.width_mults \(1.5\): with .* widened, '
                        r'the base model is not the leading-channel '
-                       r"sub-network .* PSPNet's pyramid pooling"):
+                       r'sub-network .* in groups \(GroupNorm\)'):
         MODELS.build(dict(type='mmkd.NetAug', model=cfg.model,
                           width_keys=SEG_KEYS, width_mults=[1.5]))
+
+
+@pytest.mark.parametrize('psp', [False, True])
+def test_preserve_starts_every_width_as_the_base(seg_files, psp):
+    cfg = Config.fromfile(seg_files['student']) if psp else fcn_student(
+        seg_files)
+    init_default_scope('mmseg')
+    outputs = {}
+    for aug_init in ('random', 'preserve'):
+        torch.manual_seed(0)
+        model = MODELS.build(
+            dict(type='mmkd.NetAug', model=cfg.model, width_keys=SEG_KEYS,
+                 width_mults=[1.5, 2.0], aug_init=aug_init))
+        model.init_weights()
+        model.eval()
+        for structure in model._structures.values():
+            structure.eval()  # no submodules: eval() does not reach them
+        image = torch.rand(2, 3, 64, 64)
+        samples = probe_data_samples(model.tiny, 64)
+        with torch.no_grad():
+            base = model.tiny._forward(image, samples)
+            outputs[aug_init] = [
+                functional_call(model._structures.get(m, model.aug_model),
+                                model.aug_tensors(m), (image, samples))
+                for m in (1.5, 2.0)
+            ]
+        # added channels are random in both: only what reaches the base's
+        # channels from them starts at zero
+        wide = model.aug_model.backbone.layer1[0].conv1.weight
+        assert wide[8:, 8:].abs().sum() > 0
+    for wide in outputs['preserve']:
+        torch.testing.assert_close(wide, base, rtol=1e-5, atol=1e-6)
+    for wide in outputs['random']:
+        assert not torch.allclose(wide, base, rtol=1e-2, atol=1e-3)

@@ -14,17 +14,34 @@ from ..base import WrapperModel
 from ..distillers.builder import build_model, load_model_config
 from ..distillers.single_teacher import (SingleTeacherDistiller,
                                          probe_data_samples)
-from .widths import check_widths, leading, unfit, widened
+from .widths import (block, check_widths, concat_layouts, positions, unfit,
+                     widened)
 
 
-def _probe(model: nn.Module, size: int) -> None:
-    """One small eval-mode forward, which fails where widths disagree."""
+def _probe(model: nn.Module, size: int) -> dict:
+    """One small eval-mode forward, which fails where widths disagree.
+
+    Returns:
+        dict: The model's concatenated channels, as
+        :func:`~.widths.concat_layouts` finds them.
+    """
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        model._forward(
-            torch.rand(1, 3, size, size), probe_data_samples(model, size))
-    model.train(was_training)
+    try:
+        with torch.no_grad(), rng_kept():
+            return concat_layouts(
+                model, lambda: model._forward(
+                    torch.rand(1, 3, size, size),
+                    probe_data_samples(model, size)))
+    finally:
+        model.train(was_training)
+
+
+def _at(index: tuple, device: torch.device) -> tuple:
+    """``index`` with its index tensors on ``device`` (slices as they
+    are)."""
+    return tuple(
+        i.to(device) if isinstance(i, Tensor) else i for i in index)
 
 
 def _outputs(output) -> list:
@@ -37,14 +54,20 @@ def _outputs(output) -> list:
     return []
 
 
-def nests(base: nn.Module, structure: nn.Module, size: int) -> bool:
-    """Whether ``base`` is the leading-slice sub-network of ``structure``:
-    with the base's parameters and statistics in the leading blocks and
-    zeros elsewhere (unit variance), the wide model must compute what the
-    base computes. It does not where widened channels are concatenated
-    with others (PSPNet's pyramid pooling concatenates its input with the
-    pooled maps) or normalised in groups across them: there the base's
-    weights would meet other channels in the wide model."""
+def nests(base: nn.Module,
+          structure: nn.Module,
+          size: int,
+          layouts: Optional[dict] = None,
+          wide_layouts: Optional[dict] = None) -> bool:
+    """Whether ``base`` is the sub-network of ``structure`` in the leading
+    channels of every tensor (of every concatenated piece, where
+    ``layouts`` and ``wide_layouts`` give them): with the base's
+    parameters and statistics there and zeros elsewhere (unit variance),
+    the wide model must compute what the base computes. It does not where
+    widened channels are normalised in groups, or mixed in a way no
+    channel layout describes: there the base's weights would meet other
+    channels in the wide model."""
+    layouts, wide_layouts = layouts or {}, wide_layouts or {}
     tensors = {}
     own = dict(base.named_parameters())
     own.update(base.named_buffers())
@@ -54,7 +77,8 @@ def nests(base: nn.Module, structure: nn.Module, size: int) -> bool:
         if name.endswith('running_var'):
             filled.fill_(1)
         if name in own:
-            filled[leading(own[name].shape)] = own[name].detach().cpu()
+            filled[block(own[name].shape, tensor.shape, layouts.get(name),
+                         wide_layouts.get(name))] = own[name].detach().cpu()
         tensors[name] = filled
     was_training = (base.training, structure.training)
     base.eval()
@@ -90,9 +114,12 @@ class NetAug(WrapperModel):
     weights (:attr:`aug_model`); each narrower width is a structure without
     weights of its own, run with leading slices of the widest tensors
     through :func:`torch.func.functional_call`, with the base's parameters
-    in the leading block of every tensor. The base model is
-    :attr:`model` itself (or a distiller's ``student``): an ordinary
-    mmdet/mmseg model.
+    in the leading block of every tensor. Where a layer reads a channel
+    concatenation (PSPNet's bottleneck reads its input and the pooled
+    maps), leading means leading within each concatenated piece
+    (:attr:`layouts`, recorded on a probe forward of each width). The base
+    model is :attr:`model` itself (or a distiller's ``student``): an
+    ordinary mmdet/mmseg model.
 
     ``model`` may also be a :class:`SingleTeacherDistiller` config: its
     student is then the base model and ``L = L_task + L_distill +
@@ -134,6 +161,15 @@ class NetAug(WrapperModel):
             of this. Defaults to 1 (whole channels, as the official code).
         probe_size (int): Side of the probe image that checks each width's
             shapes at build time. Defaults to 64.
+        aug_init (str): How the augmented weights start. ``'random'``
+            (the official code): from the widest model's own ``init_cfg``.
+            ``'preserve'``: the same, then the weights that carry added
+            channels into the base's channels are zeroed, so every wide
+            model starts computing what the base computes (as Net2Net's
+            function-preserving widening), and learns to use its added
+            channels from there. Meant for a pretrained base, whose wide
+            models would otherwise start as the base plus noise. Defaults
+            to ``'random'``.
         data_preprocessor (dict, optional): The wrapped model's, where its
             config does not set one (the Runner passes the config's).
             Defaults to None.
@@ -147,6 +183,7 @@ class NetAug(WrapperModel):
                  alpha: float = 1.0,
                  divisor: int = 1,
                  probe_size: int = 64,
+                 aug_init: str = 'random',
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
@@ -156,6 +193,10 @@ class NetAug(WrapperModel):
             raise ValueError(f'model.alpha must be a finite number >= 0, got '
                              f'{alpha!r}')
         self.alpha = float(alpha)
+        if aug_init not in ('random', 'preserve'):
+            raise ValueError("model.aug_init must be 'random' or 'preserve', "
+                             f'got {aug_init!r}')
+        self.aug_init = aug_init
         if data_preprocessor is not None and isinstance(model, dict):
             # what the Runner passes from the config's top level
             model = dict(model)
@@ -209,13 +250,16 @@ class NetAug(WrapperModel):
         base = dict(self.tiny.named_parameters())
         #: the exact factor of each width (after rounding)
         self.factors: Dict[float, float] = {}
+        #: concatenated channels by width (1.0: the base), see
+        #: :func:`~.widths.concat_layouts`
+        self.layouts: Dict[float, dict] = {1.0: _probe(self.tiny, probe_size)}
         structures = {}
         for mult in mults:
             key = f'model.width_mults ({mult:g})'
             cfg, self.factors[mult] = widened(tiny_cfg, keys, mult, divisor)
             try:
                 structure = build_model(cfg, key)
-                _probe(structure, probe_size)
+                self.layouts[mult] = _probe(structure, probe_size)
             except (RuntimeError, KeyError, ValueError, AssertionError) as err:
                 raise ValueError(
                     f'{key}: the model with {keys} scaled by '
@@ -223,22 +267,23 @@ class NetAug(WrapperModel):
                     f'({type(err).__name__}: {err}); width_keys must be '
                     'channel counts, and list every count that follows the '
                     'ones scaled') from err
-            bad = unfit(base, dict(structure.named_parameters()))
+            bad = unfit(base, dict(structure.named_parameters()),
+                        self.layouts[1.0], self.layouts[mult])
             if bad:
                 raise ValueError(
                     f'{key}: the base model\'s {bad[:5]} are not leading '
                     'blocks of the augmented model\'s: width_keys must only '
                     'widen channels')
-            if not nests(self.tiny, structure, probe_size):
+            if not nests(self.tiny, structure, probe_size, self.layouts[1.0],
+                         self.layouts[mult]):
                 raise ValueError(
                     f'{key}: with {keys} widened, the base model is not the '
                     'leading-channel sub-network of the wide one: a layer '
-                    'concatenates widened channels with others (e.g. '
-                    "PSPNet's pyramid pooling, an FCNHead with "
-                    'concat_input=True) or normalises them in groups, so '
-                    'the base\'s weights would meet other channels there; '
-                    'NetAug supports models whose widened channels only '
-                    'flow through convolutions, BatchNorm and sums')
+                    'normalises widened channels in groups (GroupNorm) or '
+                    'mixes them in a way other than convolutions, '
+                    'BatchNorm, sums and channel concatenations read by a '
+                    'convolution or BatchNorm, so the base\'s weights would '
+                    'meet other channels there')
             structures[mult] = structure
         return structures
 
@@ -251,6 +296,31 @@ class NetAug(WrapperModel):
             self.model.init_weights()
         with rng_kept():
             super().init_weights()
+        if self.aug_init == 'preserve':
+            self.zero_cross_weights()
+
+    @torch.no_grad()
+    def zero_cross_weights(self) -> None:
+        """Zero the augmented weights that read added channels into the
+        base's channels (rows of the base's output channels, columns of
+        the added input channels of every widened weight), so that every
+        wide model computes what the base computes (``aug_init=
+        'preserve'``)."""
+        widest = self.layouts[self.width_mults[-1]]
+        base = dict(self.tiny.named_parameters())
+        for name, param in self.aug_model.named_parameters():
+            own = base.get(name)
+            if own is None or param.dim() < 2 or own.shape == param.shape:
+                continue
+            where = [
+                positions(own.shape, param.shape, self.layouts[1.0].get(name),
+                          widest.get(name), dim).to(param.device)
+                for dim in (0, 1)
+            ]
+            added = torch.ones(param.shape[1], dtype=torch.bool,
+                               device=param.device)
+            added[where[1]] = False
+            param[where[0][:, None], added.nonzero()[:, 0][None, :]] = 0
 
     @staticmethod
     def model_cfg(model: Union[dict, str]):
@@ -268,22 +338,31 @@ class NetAug(WrapperModel):
         leading blocks of :attr:`aug_model`'s, with the base's parameters
         in their own leading blocks."""
         structure = self._structures.get(mult, self.aug_model)
+        layouts = self.layouts[mult]
+        widest = self.layouts[self.width_mults[-1]]
+        base_layouts = self.layouts[1.0]
         wide = dict(self.aug_model.named_parameters())
         base = dict(self.tiny.named_parameters())
         tensors = {}
         for name, param in structure.named_parameters():
-            tensor = wide[name][leading(param.shape)]
+            tensor = wide[name][_at(
+                block(param.shape, wide[name].shape, layouts.get(name),
+                      widest.get(name)), wide[name].device)]
             own = base.get(name)
             if own is not None:
                 if own.shape == tensor.shape:
                     tensor = own
                 else:
                     tensor = tensor.clone()
-                    tensor[leading(own.shape)] = own
+                    tensor[_at(
+                        block(own.shape, tensor.shape, base_layouts.get(name),
+                              layouts.get(name)), own.device)] = own
             tensors[name] = tensor
         wide = dict(self.aug_model.named_buffers())
         for name, buffer in structure.named_buffers():
-            tensors[name] = wide[name][leading(buffer.shape)]
+            tensors[name] = wide[name][_at(
+                block(buffer.shape, wide[name].shape, layouts.get(name),
+                      widest.get(name)), wide[name].device)]
         return tensors
 
     def sample_width(self) -> float:

@@ -1,9 +1,14 @@
 """Wider copies of a model config, for NetAug's augmented models."""
 import copy
+import functools
 import math
-from typing import Any, List, Sequence, Tuple
+import weakref
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+import torch
 from mmengine.config import ConfigDict
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 
 
 def make_divisible(value: float, divisor: int) -> int:
@@ -140,13 +145,145 @@ def leading(shape: Sequence[int]) -> tuple:
     return tuple(slice(0, s) for s in shape)
 
 
-def unfit(small: dict, wide: dict) -> List[str]:
-    """Names of tensors of ``small`` that are not a leading block of the
-    same-named tensor of ``wide`` (missing, other rank or smaller)."""
+#: ``{dim: [piece sizes]}`` of one tensor whose channels along ``dim`` are
+#: a concatenation (see :func:`concat_layouts`); other dims are one piece
+Layout = Dict[int, List[int]]
+
+
+def block(shape: Sequence[int], big_shape: Sequence[int],
+          layout: Optional[Layout] = None,
+          big_layout: Optional[Layout] = None) -> tuple:
+    """The index, into a tensor of ``big_shape``, of the block that holds a
+    tensor of ``shape`` nested in it: its leading block, except along the
+    dims of ``layout``, where the channels are concatenated pieces and each
+    piece is the leading block of the same piece of ``big_layout``.
+
+    Example:
+        >>> import torch
+        >>> big = torch.arange(10)  # pieces of 6 and 4
+        >>> big[block((5, ), (10, ), {0: [3, 2]}, {0: [6, 4]})]
+        tensor([0, 1, 2, 6, 7])
+    """
+    layout, big_layout = layout or {}, big_layout or {}
+    if not layout and not big_layout:
+        return leading(shape)
+    index = []
+    for dim in range(len(shape)):
+        view = [1] * len(shape)
+        view[dim] = -1
+        index.append(
+            positions(shape, big_shape, layout, big_layout, dim).view(view))
+    return tuple(index)
+
+
+def positions(shape: Sequence[int], big_shape: Sequence[int],
+              layout: Optional[Layout], big_layout: Optional[Layout],
+              dim: int) -> Tensor:
+    """Where the channels along ``dim`` of a tensor of ``shape`` sit in one
+    of ``big_shape`` that it nests in (see :func:`block`).
+
+    Example:
+        >>> positions((5, 2), (10, 3), {0: [3, 2]}, {0: [6, 4]}, 0)
+        tensor([0, 1, 2, 6, 7])
+    """
+    pieces = (layout or {}).get(dim, [shape[dim]])
+    big_pieces = (big_layout or {}).get(dim, [big_shape[dim]])
+    if len(pieces) != len(big_pieces) or any(
+            s > b for s, b in zip(pieces, big_pieces)):
+        raise ValueError(f'pieces {pieces} do not nest in {big_pieces}')
+    starts = [sum(big_pieces[:i]) for i in range(len(big_pieces))]
+    return torch.cat([
+        torch.arange(start, start + s) for start, s in zip(starts, pieces)
+    ])
+
+
+def unfit(small: dict, wide: dict, layouts: Optional[dict] = None,
+          wide_layouts: Optional[dict] = None) -> List[str]:
+    """Names of tensors of ``small`` that do not nest in the same-named
+    tensor of ``wide`` (missing, other rank, smaller, or concatenated from
+    other pieces; ``layouts`` as :func:`concat_layouts` returns them)."""
+    layouts, wide_layouts = layouts or {}, wide_layouts or {}
     bad = []
     for name, tensor in small.items():
         other = wide.get(name)
         if other is None or other.dim() != tensor.dim() or any(
                 s > w for s, w in zip(tensor.shape, other.shape)):
             bad.append(name)
+            continue
+        try:
+            block(tensor.shape, other.shape, layouts.get(name),
+                  wide_layouts.get(name))
+        except ValueError:
+            bad.append(name)
     return bad
+
+
+class _Concatenations(TorchFunctionMode):
+    """Records the channel pieces of every concatenation along dim 1."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pieces = {}  # id(output) -> (weakref(output), [sizes])
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if func in (torch.cat, torch.concat) and isinstance(out, Tensor):
+            tensors = args[0] if args else kwargs.get('tensors')
+            dim = args[1] if len(args) > 1 else kwargs.get('dim', 0)
+            if out.dim() >= 2 and dim % out.dim() == 1:
+                self.pieces[id(out)] = (weakref.ref(out),
+                                        [t.shape[1] for t in tensors])
+        return out
+
+    def of(self, tensor: Tensor) -> Optional[List[int]]:
+        """The pieces of ``tensor`` if it is a recorded concatenation."""
+        found = self.pieces.get(id(tensor))
+        if found is not None and found[0]() is tensor:
+            return found[1]
+        return None
+
+
+def concat_layouts(model: nn.Module, run: Callable[[], Any]) -> dict:
+    """``{tensor name: layout}`` of the parameters and buffers whose input
+    channels are a concatenation along dim 1, read off one forward
+    (``run``): a convolution or a linear layer reading a ``torch.cat``
+    output directly (its weight's dim 1), or a BatchNorm doing so (its
+    weight, bias and statistics' dim 0). PSPNet's bottleneck reads
+    ``[input, pooled maps]``: in a wider model each piece is wider, so the
+    base's weights for the pooled maps sit after the wide input's
+    channels, not after the base's.
+
+    Raises:
+        ValueError: A grouped convolution reads a concatenation.
+    """
+    recorder = _Concatenations()
+    layouts = {}
+
+    def read(name, module, inputs):
+        pieces = recorder.of(inputs[0]) if inputs else None
+        if pieces is None:
+            return
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
+            if getattr(module, 'groups', 1) != 1:
+                raise ValueError(
+                    f'model.width_keys: {name}, a grouped convolution, '
+                    'reads a concatenation of channels, whose pieces NetAug '
+                    'cannot nest group by group')
+            layouts[f'{name}.weight'] = {1: list(pieces)}
+        elif isinstance(module, nn.modules.batchnorm._NormBase):
+            for tensor in ('weight', 'bias', 'running_mean', 'running_var'):
+                if getattr(module, tensor, None) is not None:
+                    layouts[f'{name}.{tensor}'] = {0: list(pieces)}
+
+    handles = [
+        module.register_forward_pre_hook(functools.partial(read, name))
+        for name, module in model.named_modules()
+    ]
+    try:
+        with recorder:
+            run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return layouts
