@@ -1,11 +1,12 @@
 # DIST (the PSPNet pair's best method) and NetAug together: the student is
-# NetAug's base model, L = L_task + L_DIST + L_aug. Widths and stop as in
-# pspnet_r34_to_r18_digits_netaug.py.
+# NetAug's base model, L = L_task + L_DIST + L_aug. Widths, stop and
+# aug_init as in pspnet_r34_to_r18_digits_netaug.py.
 _base_ = ['./pspnet_r34_to_r18_digits_dist.py', '../_base_/netaug.py']
 _base_.pop('netaug_runtime')
 model = dict(
     _base_.pop('netaug'),
     _delete_=True,
     model=_base_.model,
-    width_keys=_base_.pop('netaug_width_keys').segmentor)
+    width_keys=_base_.pop('netaug_width_keys').segmentor,
+    aug_init='preserve')
 custom_hooks = _base_.custom_hooks + [dict(type='mmkd.NetAugHook', stop=200)]
