@@ -243,6 +243,7 @@ class NetAug(WrapperModel):
         self.width_mults = mults
         #: False once :class:`NetAugHook` stops the augmentation
         self.augment = True
+        self._blocks: dict = {}  # indices of nested blocks, see _block
 
     def _build_widths(self, tiny_cfg: dict, keys: list, mults: list,
                       divisor: int, probe_size: int) -> dict:
@@ -345,25 +346,35 @@ class NetAug(WrapperModel):
         base = dict(self.tiny.named_parameters())
         tensors = {}
         for name, param in structure.named_parameters():
-            tensor = wide[name][_at(
-                block(param.shape, wide[name].shape, layouts.get(name),
-                      widest.get(name)), wide[name].device)]
+            tensor = wide[name][self._block(
+                (mult, name), param.shape, wide[name], layouts.get(name),
+                widest.get(name))]
             own = base.get(name)
             if own is not None:
                 if own.shape == tensor.shape:
                     tensor = own
                 else:
                     tensor = tensor.clone()
-                    tensor[_at(
-                        block(own.shape, tensor.shape, base_layouts.get(name),
-                              layouts.get(name)), own.device)] = own
+                    tensor[self._block((1.0, mult, name), own.shape, tensor,
+                                       base_layouts.get(name),
+                                       layouts.get(name))] = own
             tensors[name] = tensor
         wide = dict(self.aug_model.named_buffers())
         for name, buffer in structure.named_buffers():
-            tensors[name] = wide[name][_at(
-                block(buffer.shape, wide[name].shape, layouts.get(name),
-                      widest.get(name)), wide[name].device)]
+            tensors[name] = wide[name][self._block(
+                (mult, name), buffer.shape, wide[name], layouts.get(name),
+                widest.get(name))]
         return tensors
+
+    def _block(self, key: tuple, shape, big: Tensor, layout, big_layout):
+        """:func:`~.widths.block` on ``big``'s device, made once per key
+        (the training step reuses it)."""
+        key = (*key, big.device)
+        index = self._blocks.get(key)
+        if index is None:
+            index = self._blocks[key] = _at(
+                block(shape, big.shape, layout, big_layout), big.device)
+        return index
 
     def sample_width(self) -> float:
         """One of ``width_mults``, uniformly, from torch's global generator
