@@ -12,8 +12,14 @@ On the same synthetic batches it times
 - ``kd``: the distiller's training step (teacher + student + losses);
 - ``critic``: structured KD's critic step, timed inside ``kd`` and counted
   as method work (a discriminator step is the method's own cost);
+- ``teacher_fp32``: where the teacher does not run plain (reduced
+  precision, folded BatchNorms, NHWC or a CUDA graph), its plain
+  full-precision forward too, so that the step is also compared with the
+  full-precision limit in the same run (``vs_fp32``:
+  ``kd / (student + teacher_fp32 [+ pairings] [+ critic])``, the pairings
+  at the row's precision);
 
-interleaved iteration by iteration so that machine noise hits all three
+interleaved iteration by iteration so that machine noise hits every phase
 alike, and prints medians and the overhead ratio
 ``kd / (student + teacher [+ critic])``: 1.00 means distillation costs
 nothing beyond running both networks. On CUDA every phase is timed between
@@ -155,8 +161,10 @@ def num_classes_of(model) -> int:
     return 2
 
 
-def build_phases(cfg: Config, args, phases=PHASES) -> dict:
-    """``{phase: callable(batch)}`` for the requested phases."""
+def build_phases(cfg: Config, args, phases=None) -> tuple:
+    """``({phase: callable(batch)}, distiller)`` for the requested phases;
+    by default :data:`PHASES`, with ``teacher_fp32`` before ``kd`` where the
+    teacher does not run plain."""
     torch.manual_seed(0)
     distiller = MODELS.build(cfg.model).to(args.device)
     student = build_model(copy.deepcopy(cfg.model.student),
@@ -175,11 +183,29 @@ def build_phases(cfg: Config, args, phases=PHASES) -> dict:
         data = distiller.data_preprocessor(batch, True)
         distiller._teacher_records(data['inputs'], data['data_samples'])
 
+    def teacher_fp32(batch):  # the plain forward: no savings at all
+        data = distiller.data_preprocessor(batch, True)
+        distiller._run_teacher(data['inputs'], data['data_samples'], 'fp32',
+                               [], False)
+
     steps = dict(
         student=lambda batch: student.train_step(batch, optim_s),
         teacher=teacher,
+        teacher_fp32=teacher_fp32,
         kd=lambda batch: distiller.train_step(batch, optim_kd))
+    if phases is None:
+        phases = PHASES if plain_teacher(cfg, args) else (
+            'student', 'teacher', 'teacher_fp32', 'kd')
     return {p: steps[p] for p in phases}, distiller
+
+
+def plain_teacher(cfg: Config, args) -> bool:
+    """Whether the teacher's forward runs plain on ``args.device``: full
+    precision, none of the savings of :mod:`mmkd.utils.fast_teacher`."""
+    meta = setting(args, cfg)
+    return meta['teacher_dtype'] == 'float32' and not (
+        meta['teacher_fold_bn'] or meta['teacher_channels_last']
+        or meta['teacher_cuda_graph'])
 
 
 def student_optim_cfg(optim_cfg: dict) -> dict:
@@ -263,12 +289,12 @@ def time_steps(steps: dict, student, inner: dict, args) -> tuple:
         synthetic_batch(library, num_classes_of(student), args, i)
         for i in range(args.iters + args.warmup)
     ]
-    times = {p: [] for p in PHASES + INNER}
+    times = {p: [] for p in (*steps, *INNER)}
     peaks = {}
     for i, batch in enumerate(batches):
         for spent in inner.values():
             spent.clear()
-        for phase in PHASES:
+        for phase in steps:
             sync(args.device)
             if args.device.startswith('cuda'):
                 torch.cuda.reset_peak_memory_stats()
@@ -372,13 +398,16 @@ def setting(args, cfg: Config) -> dict:
 
 
 def report(args, times: dict, peaks: dict, meta: dict) -> dict:
-    """Print the figures; return ``{'median_s', 'ratio'}``."""
+    """Print the figures; return ``{'median_s', 'ratio', 'vs_fp32'}``
+    (``vs_fp32``: the step over student + the plain full-precision teacher
+    of the same run [+ pairings] [+ critic]; the ratio where the teacher
+    runs plain)."""
     med = {p: statistics.median(t) for p, t in times.items() if t}
     print(f"config: {args.config}  device: {meta['device']}  batch: "
           f'{args.batch_size}x3x{args.img_size}x{args.img_size}  iters: '
           f"{args.iters}  student: {meta['dtype']}{' (amp)' * meta['amp']}"
           f"  teacher: {meta['teacher_dtype']}")
-    for phase in PHASES:
+    for phase in (p for p in times if p not in INNER and times[p]):
         line = (f'{phase:>8}: median {med[phase] * 1000:8.1f} ms '
                 f'(min {min(times[phase]) * 1000:.1f}, '
                 f'max {max(times[phase]) * 1000:.1f})')
@@ -395,14 +424,19 @@ def report(args, times: dict, peaks: dict, meta: dict) -> dict:
     if med.get('critic'):
         print(f"{'':>8}  critic step inside kd: "
               f"{med['critic'] * 1000:.1f} ms (counted as method work)")
-    teacher = med['teacher'] + med.get('pairing', 0.0)
-    ratio = med['kd'] / (med['student'] + teacher + med.get('critic', 0.0))
+    method = med.get('pairing', 0.0) + med.get('critic', 0.0)
+    ratio = med['kd'] / (med['student'] + med['teacher'] + method)
     print(
         'overhead ratio kd / (student + teacher' +
         ' + critic' * bool(med.get('critic')) + f') = {ratio:.3f}' +
         (' (teacher includes the pairings)' if med.get('pairing') else ''),
         flush=True)
-    return dict(median_s=med, ratio=ratio)
+    vs_fp32 = ratio
+    if 'teacher_fp32' in med:
+        vs_fp32 = med['kd'] / (med['student'] + med['teacher_fp32'] + method)
+        print(f'against the plain fp32 teacher of this run: {vs_fp32:.3f}',
+              flush=True)
+    return dict(median_s=med, ratio=ratio, vs_fp32=vs_fp32)
 
 
 def main():

@@ -22,7 +22,10 @@ The first four of ``fp32 teacher amp amp+teacher`` run without
 
 Besides ``kd / (student + teacher)`` the table gives the step against the
 full-precision limit: ``kd / (student + teacher at fp32)``, the same AMP
-setting, so a reduced-precision teacher shows as a ratio below 1.
+setting, so a reduced-precision teacher shows as a ratio below 1. Rows whose
+teacher has savings time the plain fp32 forward themselves, interleaved with
+their other phases, and take the limit from there (the ``teacher fp32``
+column); other rows from their config's ``fp32``/``amp`` row.
 ``--mmdet-ld`` adds mmdet's own LD (``ld_r18-gflv1-r101_fpn_1x_coco``:
 ``KnowledgeDistillationSingleStageDetector``) as the anchor, timed the same
 way (its teacher runs in the student's precision: it has no other).
@@ -195,9 +198,13 @@ def mmdet_ld_row(args, variant: str) -> dict:
 
 
 def limit_ratios(rows: list) -> None:
-    """Each row's kd step over the full-precision limit: student + teacher
-    (+ critic) of the row with the same config and AMP setting whose
-    teacher runs in fp32 (``vs_fp32_limit``)."""
+    """Each row's kd step over the full-precision limit, student + teacher
+    at fp32 (+ critic), at the row's AMP setting (``vs_fp32_limit``).
+    Where the row's teacher does not run plain, that limit was timed in the
+    row itself (``tools/benchmark.py`` times the plain fp32 forward
+    interleaved with the others: ``vs_fp32``), free of the noise between
+    separately built rows; otherwise it is taken from the row with the same
+    config and AMP setting whose teacher runs in fp32."""
     limits = {}
     for row in rows:
         if row['variant'] in ('fp32', 'amp'):
@@ -206,21 +213,26 @@ def limit_ratios(rows: list) -> None:
                 med['student'] + med['teacher'] + med.get('pairing', 0) +
                 med.get('critic', 0))
     for row in rows:
+        if 'teacher_fp32' in row['median_s']:
+            row['vs_fp32_limit'] = row['vs_fp32']
+            continue
         limit = limits.get((row['config'], row['amp']))
         row['vs_fp32_limit'] = (
             row['median_s']['kd'] / limit if limit else None)
 
 
 def markdown(rows: list) -> str:
-    head = ('| config | variant | student | teacher (+ pairings) | critic '
-            '| distillation step | ratio | vs fp32 teacher | working memory: '
-            'distillation (student + teacher) |\n'
-            '|---|---|---|---|---|---|---|---|---|\n')
+    head = ('| config | variant | student | teacher (+ pairings) | '
+            'teacher fp32 | critic | distillation step | ratio | vs fp32 '
+            'teacher | working memory: distillation (student + teacher) |\n'
+            '|---|---|---|---|---|---|---|---|---|---|\n')
     lines = []
     for row in rows:
         med = {k: v * 1000 for k, v in row['median_s'].items()}
         pairing = (f" + {med['pairing']:.1f}" if med.get('pairing') else '')
         critic = f"{med['critic']:.1f} ms" if med.get('critic') else ''
+        plain = (f"{med['teacher_fp32']:.1f} ms"
+                 if 'teacher_fp32' in med else '')
         limit = (f"{row['vs_fp32_limit']:.3f}"
                  if row.get('vs_fp32_limit') else '')
         name = osp.splitext(osp.basename(row['config']))[0]
@@ -230,7 +242,7 @@ def markdown(rows: list) -> str:
         lines.append(
             f"| {name} | {row['variant']} (student {row['dtype']}, teacher "
             f"{row['teacher_dtype']}) | {med['student']:.1f} ms | "
-            f"{med['teacher']:.1f}{pairing} ms | {critic} | "
+            f"{med['teacher']:.1f}{pairing} ms | {plain} | {critic} | "
             f"{med['kd']:.1f} ms | {row['ratio']:.3f} | {limit} | {memory} "
             '|')
     first = rows[0]

@@ -51,6 +51,59 @@ def test_critic_step_is_timed_and_counted_as_method_work(tmp_path):
                                                        False, 2, 128)
 
 
+def test_a_teacher_with_savings_is_also_timed_plain_in_the_same_run(
+        tmp_path):
+    """A bf16 teacher (autocast runs on CPU too): the plain fp32 forward is
+    a phase of the same run, and the step is compared with it."""
+    out = tmp_path / 'ld.json'
+    run_script(
+        osp.join(REPO, 'tools', 'benchmark.py'), LD, '--img-size', '128',
+        '--iters', '2', '--warmup', '0', '--no-memory', '--teacher-precision',
+        'bf16', '--json', str(out))
+    figures = json.loads(out.read_text())
+    med = figures['median_s']
+    assert figures['teacher_dtype'] == 'bfloat16'
+    assert med['teacher_fp32'] > 0 and med['pairing'] > 0
+    assert figures['vs_fp32'] == pytest.approx(
+        med['kd'] / (med['student'] + med['teacher_fp32'] + med['pairing']))
+    assert figures['ratio'] == pytest.approx(
+        med['kd'] / (med['student'] + med['teacher'] + med['pairing']))
+
+
+def test_plain_teacher_runs_no_extra_phase(bench):
+    args = namespace(LD)
+    cfg = bench.load_config(args)
+    assert bench.plain_teacher(cfg, args)
+    steps, _ = bench.build_phases(cfg, args)
+    assert list(steps) == ['student', 'teacher', 'kd']
+    args = namespace(LD, teacher_precision='bf16')
+    cfg = bench.load_config(args)
+    assert not bench.plain_teacher(cfg, args)
+    assert list(bench.build_phases(cfg, args)[0]) == [
+        'student', 'teacher', 'teacher_fp32', 'kd'
+    ]
+
+
+def test_table_takes_the_limit_from_the_row_where_it_was_timed():
+    """A row that timed its plain fp32 teacher is measured against that;
+    one that did not, against its config's fp32 row."""
+    table = load('benchmark_table')
+
+    def row(variant, kd, **med):
+        return dict(config='c', amp=False, variant=variant,
+                    median_s=dict(kd=kd, **med),
+                    vs_fp32=kd / (med['student'] + med.get('teacher_fp32', 0)
+                                  + 1) if 'teacher_fp32' in med else None)
+
+    rows = [row('fp32', 12.0, student=8.0, teacher=2.0),
+            row('teacher', 9.0, student=7.0, teacher=1.0, teacher_fp32=1.0,
+                pairing=1.0),
+            row('teacher-cast', 11.0, student=8.0, teacher=1.0)]
+    table.limit_ratios(rows)
+    assert [r['vs_fp32_limit'] for r in rows] == pytest.approx(
+        [12 / 10, 9 / 9, 11 / 10])
+
+
 def test_settings_name_the_teacher_precision_and_amp(bench):
     args = namespace(SKD, teacher_precision='bf16', amp=True)
     cfg = bench.load_config(args)
