@@ -29,7 +29,9 @@ its ``model.teacher.precision`` (bf16 on CUDA by default;
 ``--teacher-precision fp32`` for full precision), with its CUDA defaults
 of ``fold_bn`` and ``channels_last`` (``--cfg-options
 model.teacher.fold_bn=False`` etc.; ``model.teacher.cuda_graph=True``
-replays it as CUDA graphs, see ``mmkd/utils/fast_teacher.py``). Peak
+replays it as CUDA graphs, see ``mmkd/utils/fast_teacher.py``).
+``--time-losses`` also times, inside the step, the adapters' forward and
+each distillation loss's (where a method's own work goes). Peak
 memory per phase comes from CUDA's allocator on GPUs; on CPUs each phase
 runs again in a fresh process and its peak resident size is read
 (``--no-memory`` skips that). The teacher's checkpoint is not loaded
@@ -75,6 +77,11 @@ def parse_args():
     parser.add_argument(
         '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--no-memory', action='store_true')
+    parser.add_argument(
+        '--time-losses',
+        action='store_true',
+        help="also time the adapters' and each distillation loss's forward "
+        'inside the step (one synchronisation each)')
     parser.add_argument(
         '--amp',
         action='store_true',
@@ -258,23 +265,45 @@ def timed(obj, method: str, spent: list, device: str) -> None:
     setattr(obj, method, wrapper)
 
 
-def time_inner(distiller, device: str) -> dict:
+def time_inner(distiller, device: str, losses: bool = False) -> dict:
     """``{'pairing': [...], 'critic': [...]}``: the time spent in the
     pairings' records() (the teacher's heads run on the student's samples
-    there) and in the critic's step, within each distillation step."""
+    there) and in the critic's step, within each distillation step. With
+    ``losses``, also the forward of the adapters (``adapters``) and of each
+    distillation loss (``loss.<name>``, its inputs' gathering included):
+    where a method's own work goes (each adds a synchronisation to the
+    step, so it is opt-in)."""
     spent = dict(pairing=[], critic=[])
     for pairing in distiller.pairings.values():
         timed(pairing, 'records', spent['pairing'], device)
     if getattr(distiller, 'critic', None) is not None:
         timed(distiller, 'train_critic', spent['critic'], device)
+    if losses:
+        spent['adapters'] = []
+        timed(distiller.adapters, 'forward', spent['adapters'], device)
+        by_name = {name: [] for name in distiller.loss_specs}
+        spent.update({f'loss.{name}': t for name, t in by_name.items()})
+        call = distiller._distill_loss
+
+        def one_loss(name, *args, **kwargs):
+            sync(device)
+            start = time.perf_counter()
+            out = call(name, *args, **kwargs)
+            sync(device)
+            by_name[name].append(time.perf_counter() - start)
+            return out
+
+        distiller._distill_loss = one_loss
     return spent
 
 
 def time_phases(cfg: Config, args) -> tuple:
     """``(times, peaks)`` of a distillation config's phases."""
     steps, distiller = build_phases(cfg, args)
-    return time_steps(steps, distiller.student,
-                      time_inner(distiller, args.device), args)
+    return time_steps(
+        steps, distiller.student,
+        time_inner(distiller, args.device,
+                   getattr(args, 'time_losses', False)), args)
 
 
 def time_steps(steps: dict, student, inner: dict, args) -> tuple:
@@ -289,7 +318,7 @@ def time_steps(steps: dict, student, inner: dict, args) -> tuple:
         synthetic_batch(library, num_classes_of(student), args, i)
         for i in range(args.iters + args.warmup)
     ]
-    times = {p: [] for p in (*steps, *INNER)}
+    times = {p: [] for p in (*steps, *INNER, *inner)}
     peaks = {}
     for i, batch in enumerate(batches):
         for spent in inner.values():
@@ -407,7 +436,8 @@ def report(args, times: dict, peaks: dict, meta: dict) -> dict:
           f'{args.batch_size}x3x{args.img_size}x{args.img_size}  iters: '
           f"{args.iters}  student: {meta['dtype']}{' (amp)' * meta['amp']}"
           f"  teacher: {meta['teacher_dtype']}")
-    for phase in (p for p in times if p not in INNER and times[p]):
+    inner = [p for p in times if p not in PHASES + ('teacher_fp32', )]
+    for phase in (p for p in times if p not in inner and times[p]):
         line = (f'{phase:>8}: median {med[phase] * 1000:8.1f} ms '
                 f'(min {min(times[phase]) * 1000:.1f}, '
                 f'max {max(times[phase]) * 1000:.1f})')
@@ -424,6 +454,10 @@ def report(args, times: dict, peaks: dict, meta: dict) -> dict:
     if med.get('critic'):
         print(f"{'':>8}  critic step inside kd: "
               f"{med['critic'] * 1000:.1f} ms (counted as method work)")
+    parts = [p for p in inner if p not in INNER and p in med]
+    if parts:
+        print(f"{'':>8}  forward inside kd (method work, in the step): " +
+              ', '.join(f'{p} {med[p] * 1000:.1f} ms' for p in parts))
     method = med.get('pairing', 0.0) + med.get('critic', 0.0)
     ratio = med['kd'] / (med['student'] + med['teacher'] + method)
     print(

@@ -100,6 +100,11 @@ def parse_args():
     parser.add_argument('--num-gt', type=int, default=4)
     parser.add_argument(
         '--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument(
+        '--time-losses',
+        action='store_true',
+        help="also time the adapters' and each loss's forward in the step "
+        '(in --json)')
     parser.add_argument('--json', help='write every row here')
     parser.add_argument('--markdown', help='write the table here')
     return parser.parse_args()
@@ -124,6 +129,7 @@ def run_args(args, config: str, variant: str, segmentor: bool):
         num_gt=args.num_gt,
         device=args.device,
         no_memory=True,
+        time_losses=getattr(args, 'time_losses', False),
         json=None,
         cfg_options={f'model.teacher.{k}': v
                      for k, v in teacher.items()},

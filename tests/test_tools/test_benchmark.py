@@ -70,6 +70,20 @@ def test_a_teacher_with_savings_is_also_timed_plain_in_the_same_run(
         med['kd'] / (med['student'] + med['teacher'] + med['pairing']))
 
 
+def test_time_losses_times_each_loss_inside_the_step(tmp_path):
+    out = tmp_path / 'ld.json'
+    run_script(
+        osp.join(REPO, 'tools', 'benchmark.py'), LD, '--img-size', '128',
+        '--iters', '1', '--warmup', '0', '--no-memory', '--time-losses',
+        '--json', str(out))
+    med = json.loads(out.read_text())['median_s']
+    names = Config.fromfile(LD).model.losses.keys()
+    assert {f'loss.{n}' for n in names} <= set(med)
+    parts = [med['adapters']] + [med[f'loss.{n}'] for n in names]
+    assert all(t > 0 for t in parts)
+    assert sum(parts) < med['kd']
+
+
 def test_plain_teacher_runs_no_extra_phase(bench):
     args = namespace(LD)
     cfg = bench.load_config(args)
