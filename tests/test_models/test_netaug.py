@@ -131,16 +131,22 @@ def test_resume_equals_an_uninterrupted_run(seg_run, seg_files, tmp_path):
 def test_hook_stops_the_augmentation(seg_files, tmp_path):
     cfg = netaug_config(seg_files, SEG_KEYS, tmp_path,
                         hooks=[dict(type='mmkd.NetAugHook', stop=2)])
+    cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
     runner = train(cfg, max_iters=3)
     assert runner.model.augment is False
     hub = runner.message_hub
     assert hub.get_scalar('train/aug.loss').current() == 0
-    # three steps of the base, two of the augmented model
-    counts = [
-        len(hub.get_scalar(f'train/{key}.loss_ce').data[0])
-        for key in ('decode', 'aug.decode')
+    assert len(hub.get_scalar('train/decode.loss_ce').data[0]) == 3
+    # the augmented model's values, frozen since the stop, are not logged
+    # as if current
+    assert not [k for k in hub.log_scalars if k.startswith('train/aug.d')]
+    lines = [
+        line for line in open(runner.logger.log_file)
+        if 'Iter(train)' in line
     ]
-    assert counts == [3, 2]
+    assert len(lines) == 3
+    assert ['aug.decode.loss_ce' in line
+            for line in lines] == [True, True, False]
 
 
 def test_a_detector_with_netaug_and_distillation_through_tools_train(

@@ -15,7 +15,10 @@ class NetAugHook(Hook):
     The official NetAug runs stop augmenting widths for the last 75 of 155
     epochs (``stop_aug_w_epoch``), so the base model trains alone at the
     end. The switch depends on the iteration alone, so a resumed run
-    follows the same schedule.
+    follows the same schedule. From the stop on, the augmented model's
+    logged values (``aug.decode.loss_ce`` etc.) are dropped from the
+    message hub: they no longer change, and the log would otherwise repeat
+    their last values as current ones (``aug.loss`` stays, at 0).
 
     Args:
         stop (int, optional): First iteration (epoch with ``by_epoch``)
@@ -48,8 +51,15 @@ class NetAugHook(Hook):
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
-        self._netaug(runner).augment = self.augments(
-            runner.epoch if self.by_epoch else runner.iter)
+        augment = self.augments(runner.epoch if self.by_epoch else runner.iter)
+        self._netaug(runner).augment = augment
+        if not augment:
+            scalars = runner.message_hub.log_scalars
+            for key in [
+                    k for k in scalars
+                    if k.startswith('train/aug.') and k != 'train/aug.loss'
+            ]:
+                del scalars[key]
 
     @staticmethod
     def _netaug(runner):
