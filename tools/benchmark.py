@@ -249,9 +249,10 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def timed(obj, method: str, spent: list, device: str) -> None:
+def timed(obj, method: str, spent, device: str) -> None:
     """Add the synchronised time of each ``obj.method()`` call to ``spent``
-    (the method runs inside the distillation step)."""
+    (the method runs inside the distillation step): a list, or a function
+    of the call's arguments that returns the list."""
     call = getattr(obj, method)
 
     def wrapper(*args, **kwargs):
@@ -259,7 +260,8 @@ def timed(obj, method: str, spent: list, device: str) -> None:
         start = time.perf_counter()
         out = call(*args, **kwargs)
         sync(device)
-        spent.append(time.perf_counter() - start)
+        (spent(*args) if callable(spent) else spent).append(
+            time.perf_counter() - start)
         return out
 
     setattr(obj, method, wrapper)
@@ -283,17 +285,8 @@ def time_inner(distiller, device: str, losses: bool = False) -> dict:
         timed(distiller.adapters, 'forward', spent['adapters'], device)
         by_name = {name: [] for name in distiller.loss_specs}
         spent.update({f'loss.{name}': t for name, t in by_name.items()})
-        call = distiller._distill_loss
-
-        def one_loss(name, *args, **kwargs):
-            sync(device)
-            start = time.perf_counter()
-            out = call(name, *args, **kwargs)
-            sync(device)
-            by_name[name].append(time.perf_counter() - start)
-            return out
-
-        distiller._distill_loss = one_loss
+        timed(distiller, '_distill_loss', lambda name, *_: by_name[name],
+              device)
     return spent
 
 
