@@ -148,6 +148,18 @@ def parse_args():
         help='appended to every training run (e.g. a '
         'shorter train_cfg.max_iters for a smoke run)')
     parser.add_argument(
+        '--student-cfg-options',
+        nargs='+',
+        default=[],
+        help='appended to the students\' runs only, baseline and distilled, '
+        'never the teacher\'s (e.g. optim_wrapper.optimizer.lr=0.04 for a '
+        'learning-rate control); needs --tag')
+    parser.add_argument(
+        '--tag',
+        help='a name for these students\' runs: their directories are '
+        '{method}_{tag}_seed{seed}, beside the untagged ones, and the '
+        'teacher is shared')
+    parser.add_argument(
         '--sftn',
         action='store_true',
         help='also train each pair\'s SFTN teacher ({pair}_{teacher}_sftn_'
@@ -161,7 +173,18 @@ def parse_args():
         type=int,
         default=None,
         help='iterations of tools/pretrain_digits.py when it has to run')
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.student_cfg_options and not args.tag:
+        parser.error(
+            f'--student-cfg-options {" ".join(args.student_cfg_options)} '
+            'needs --tag (e.g. --tag lr004): without one these runs would '
+            'share their directories with the runs without the options, and '
+            'a finished run would be reused as if it had them')
+    if args.tag is not None and not re.fullmatch(r'[A-Za-z0-9.-]+',
+                                                 args.tag):
+        parser.error(f'--tag {args.tag!r}: letters, digits, "." and "-" '
+                     'only (it names directories)')
+    return args
 
 
 def train(config: str, run_dir: str, pair: str, options: list, args) -> dict:
@@ -403,6 +426,9 @@ def write_docs(results: dict, work: str, args, wall: float) -> None:
     command = ' '.join(['python tools/benchmark_methods.py'] + sys.argv[1:])
     regime = ('from scratch' if args.scratch else
               'pretrained on digit classification (tools/pretrain_digits.py)')
+    if args.student_cfg_options:
+        regime += ('. The students, never the teacher, trained with `' +
+                   ' '.join(args.student_cfg_options) + '`')
     text = f"""# Method benchmark
 
 Written by `{command}` on {time.strftime('%Y-%m-%d')}, on
@@ -459,6 +485,7 @@ def main():
         methods += tekap
     pairs = list(dict.fromkeys(pair for _, pair, _ in methods))
 
+    tag = f'_{args.tag}' if args.tag else ''
     results = {}
     for pair in pairs:
         spec = PAIRS[pair]
@@ -496,10 +523,12 @@ def main():
         # seeds outermost: every method has a first result early on
         for seed in args.seeds:
             for name, config, options in runs:
-                result = train(config,
-                               osp.join(work, pair, f'{name}_seed{seed}'),
-                               pair, [f'randomness.seed={seed}', *options],
-                               args)
+                result = train(
+                    config, osp.join(work, pair, f'{name}{tag}_seed{seed}'),
+                    pair, [
+                        f'randomness.seed={seed}', *options,
+                        *args.student_cfg_options
+                    ], args)
                 rows[name]['values'].append(result['metric'])
                 rows[name].setdefault('wall_s', []).append(
                     result.get('wall_s'))

@@ -73,6 +73,46 @@ def test_method_benchmark_smoke(tmp_path):
                        *args)
     assert '[benchmark] faster_rcnn' not in again.stdout
     assert again.stdout.strip().endswith(f'report in {docs}')
+    # a control (options for the students only, e.g. a learning rate):
+    # tagged runs beside the others, the teacher shared and untouched
+    tagged = run_script(
+        osp.join(REPO, 'tools', 'benchmark_methods.py'), *args,
+        '--student-cfg-options', 'optim_wrapper.optimizer.lr=0.0123',
+        '--tag', 'lr0123')
+    assert '[benchmark] faster_rcnn/teacher' not in tagged.stdout
+    from mmengine.config import Config
+
+    def used_lr(run, config):
+        dumped = work / 'faster_rcnn' / run / f'faster_rcnn_{config}.py'
+        return Config.fromfile(str(dumped)).optim_wrapper.optimizer.lr
+
+    hint = 'r34_to_r18_digits_hint'
+    assert used_lr('teacher', 'r34_digits') == 0.02
+    assert used_lr('hint_seed0', hint) == 0.02
+    assert used_lr('baseline_lr0123_seed0', 'r18_digits') == 0.0123
+    assert used_lr('hint_lr0123_seed1', hint) == 0.0123
+    report = (tmp_path / 'docs' / 'benchmark.md').read_text()
+    assert 'trained with `optim_wrapper.optimizer.lr=0.0123`' in report
+
+
+def test_student_options_need_a_tag(tmp_path):
+    import subprocess
+
+    def call(*extra):
+        return subprocess.run(
+            [sys.executable, osp.join(REPO, 'tools', 'benchmark_methods.py'),
+             '--methods', 'faster_rcnn.hint', '--work-dir', str(tmp_path),
+             *extra], cwd=REPO, capture_output=True, text=True,
+            env=dict(os.environ, PYTHONPATH=REPO))
+
+    proc = call('--student-cfg-options', 'optim_wrapper.optimizer.lr=0.04')
+    assert proc.returncode == 2
+    assert ('--student-cfg-options optim_wrapper.optimizer.lr=0.04 needs '
+            '--tag' in proc.stderr)
+    proc = call('--tag', 'lr/0.04')
+    assert proc.returncode == 2
+    assert "--tag 'lr/0.04': letters, digits" in proc.stderr
+    assert not os.listdir(tmp_path)  # nothing trained
 
 
 def test_tekap_variants_wrap_logit_and_feature_losses(tmp_path):
